@@ -1,0 +1,139 @@
+/**
+ * Bearer-token authentication and the SUPERADMIN check for the phone-number
+ * routes. Registered inside the routes' own encapsulation context, so the
+ * hook never runs on the host's routes.
+ *
+ * Auth runs in `onRequest`, before body parsing and validation: a caller
+ * without a valid token learns nothing about the schema (401 first).
+ */
+import jwt, { type FastifyJWTOptions, type TokenOrHeader } from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { ObjectId } from 'mongodb'
+import { ForbiddenError, UnauthorizedError } from '../src/errors.js'
+import type { PhoneNumberStore } from '../src/assignments/store.js'
+
+export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512'
+export type PublicKeyAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+
+/** The verified token payload. Default claims are `{ sub, role }`. */
+export interface CallerClaims {
+  sub?: string
+  role?: string
+  [claim: string]: unknown
+}
+
+interface ClaimChecks {
+  /** Accepted `iss` values; checked only when set. */
+  issuer?: string | string[] | undefined
+  /** Accepted `aud` values; checked only when set. */
+  audience?: string | string[] | undefined
+}
+
+/** HMAC secret shared with the token issuer (HS256 unless `algorithms` says otherwise). */
+export interface SecretAuthOptions extends ClaimChecks {
+  secret: string | Buffer
+  algorithms?: HmacAlgorithm[] | undefined
+}
+
+/** Issuer's public key (PEM); `algorithms` is required so a key is never tried with another algorithm. */
+export interface PublicKeyAuthOptions extends ClaimChecks {
+  publicKey: string | Buffer
+  algorithms: PublicKeyAlgorithm[]
+}
+
+/** Resolves the verification key per token, e.g. from a JWKS endpoint by `kid`. */
+export interface KeyResolverAuthOptions extends ClaimChecks {
+  getKey: (token: { header: { alg: string, kid?: string }, payload: CallerClaims }) => Promise<string | Buffer>
+  algorithms: PublicKeyAlgorithm[]
+}
+
+/** Reuse the host's already registered @fastify/jwt (`request.jwtVerify()`), with its keys and checks. */
+export interface HostJwtAuthOptions {
+  useHostJwt: true
+}
+
+export type PhoneNumbersAuthOptions = SecretAuthOptions | PublicKeyAuthOptions | KeyResolverAuthOptions | HostJwtAuthOptions
+
+export interface PhoneNumbersAuthPluginOptions {
+  auth: PhoneNumbersAuthOptions
+  isSuperAdmin: (claims: CallerClaims) => boolean
+  /** Re-read the caller (users collection, `_id` = `sub`) and apply `isSuperAdmin` to the stored document on every request. */
+  verifyRoleInDatabase: boolean
+  store: PhoneNumberStore
+}
+
+export const isSuperAdminRole = (claims: CallerClaims): boolean => claims.role === 'SUPERADMIN'
+
+// Our own @fastify/jwt instance lives under a namespace with its own request
+// decorators, so it cannot clash with a host that registered @fastify/jwt too.
+const JWT_NAMESPACE = 'orgPhoneNumbers'
+const JWT_VERIFY = 'orgPhoneNumbersJwtVerify'
+
+type VerifyCaller = (request: FastifyRequest) => Promise<unknown>
+
+function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumbersAuthOptions, HostJwtAuthOptions>): VerifyCaller {
+  const secret: FastifyJWTOptions['secret'] = 'secret' in auth
+    ? auth.secret
+    : 'publicKey' in auth
+      ? { public: auth.publicKey }
+      // @fastify/jwt decodes the whole token before asking for its key.
+      : async (_request: FastifyRequest, token: TokenOrHeader) => await auth.getKey(token as Parameters<KeyResolverAuthOptions['getKey']>[0])
+  fastify.register(jwt, {
+    secret,
+    namespace: JWT_NAMESPACE,
+    jwtVerify: JWT_VERIFY,
+    decoratorName: 'orgPhoneNumbersCaller',
+    verify: {
+      algorithms: auth.algorithms ?? ['HS256'],
+      requiredClaims: ['exp'],
+      ...(auth.issuer === undefined ? {} : { allowedIss: auth.issuer }),
+      ...(auth.audience === undefined ? {} : { allowedAud: auth.audience }),
+      // Verified tokens are cached (bounded LRU, honouring exp): the hot path
+      // skips the signature check for a token it has already seen.
+      cache: true
+    }
+  })
+  return async (request) => await (request as unknown as Record<string, () => Promise<unknown>>)[JWT_VERIFY]!()
+}
+
+function hostJwtVerify (fastify: FastifyInstance): VerifyCaller {
+  if (!fastify.hasRequestDecorator('jwtVerify')) {
+    throw new Error('org-phone-numbers: auth.useHostJwt needs @fastify/jwt registered on the host before this plugin')
+  }
+  return async (request) => await (request as unknown as { jwtVerify: () => Promise<unknown> }).jwtVerify()
+}
+
+function asClaims (payload: unknown): CallerClaims | undefined {
+  return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as CallerClaims : undefined
+}
+
+async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbersAuthPluginOptions): Promise<void> {
+  const { auth, isSuperAdmin, verifyRoleInDatabase, store } = options
+  const verifyCaller = 'useHostJwt' in auth ? hostJwtVerify(fastify) : registerOwnJwt(fastify, auth)
+  const roleProjection = { projection: { _id: 0, role: 1, roles: 1 } }
+
+  async function callerStillSuperAdmin (claims: CallerClaims): Promise<boolean> {
+    if (typeof claims.sub !== 'string' || !ObjectId.isValid(claims.sub)) return false
+    const caller = await store.users.findOne({ _id: new ObjectId(claims.sub) }, roleProjection)
+    return caller !== null && isSuperAdmin(caller as CallerClaims)
+  }
+
+  fastify.addHook('onRequest', async (request) => {
+    let payload: unknown
+    try {
+      payload = await verifyCaller(request)
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode
+      if (status !== undefined && status >= 500) throw error
+      // @fastify/jwt answers a malformed header with 400; for this API any
+      // token problem is "not authenticated".
+      throw new UnauthorizedError((error as Error).message)
+    }
+    const claims = asClaims(payload)
+    if (claims === undefined || !isSuperAdmin(claims)) throw new ForbiddenError()
+    if (verifyRoleInDatabase && !await callerStillSuperAdmin(claims)) throw new ForbiddenError()
+  })
+}
+
+export default fp(phoneNumbersAuth, { name: 'org-phone-numbers-auth', fastify: '5.x' })

@@ -1,0 +1,49 @@
+/**
+ * The error handler of the phone-number routes' encapsulation context: every
+ * failure leaves as the contract's `{ error, details }` body. The host's own
+ * error handler is untouched because this one is set on a child context.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { ERROR_TITLES, NOT_FOUND_TITLES } from '../src/errors.js'
+
+// Matched by name rather than instanceof: a host may inject a Db from its own
+// copy of the driver, whose classes are not ours.
+const DATABASE_UNAVAILABLE = new Set([
+  'MongoServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoTopologyClosedError',
+  'MongoNotConnectedError',
+  'MongoPoolClearedError',
+  'MongoOperationTimeoutError'
+])
+
+export function isDatabaseUnavailable (error: Error): boolean {
+  return DATABASE_UNAVAILABLE.has(error.name)
+}
+
+export function replyWithContractError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.validation !== undefined) {
+    // Fastify's message names the part and field, e.g.
+    // `body/phoneNumber must match pattern "^\+[1-9]\d{1,14}$"`.
+    reply.code(400).send({ error: ERROR_TITLES[400], details: error.message })
+    return
+  }
+
+  const status = error.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    const title = NOT_FOUND_TITLES[error.code] ?? ERROR_TITLES[status] ?? 'Request error'
+    reply.code(status).send({ error: title, details: error.message })
+    return
+  }
+
+  // 5xx: log everything (the logger carries the request id), tell the client nothing internal.
+  const unavailable = isDatabaseUnavailable(error)
+  request.log.error({ err: error }, 'org-phone-numbers request failed')
+  reply.code(unavailable ? 503 : 500).send({
+    error: ERROR_TITLES[unavailable ? 503 : 500],
+    details: unavailable
+      ? `The database is unreachable; retry later (request id ${request.id})`
+      : `The request could not be completed (request id ${request.id})`
+  })
+}

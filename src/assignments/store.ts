@@ -1,0 +1,201 @@
+/**
+ * Phone-number assignments on raw driver collections. No Fastify here: the
+ * store can be used from a worker or a script with any `Db`.
+ *
+ * Concurrency: an assignment rewrites the user's whole array (it may have to
+ * clear another default), and the operators that could do that in place
+ * (array filters, pipeline updates) are missing from FerretDB 1.24 and
+ * mongo-java-server. So every write is a compare-and-swap on a revision
+ * counter kept next to the array: read the array and its revision, compute the
+ * new array, then `updateOne` filtered by _id, organizationId and that
+ * revision. A concurrent writer makes the filter miss; the store re-reads and
+ * tries again after a short random pause, up to `maxWriteAttempts` times, and
+ * reports `conflict` (HTTP 409, nothing written) if it never wins. Because
+ * organizationId is part of every write filter, a user moved to another
+ * organization after the read is never modified.
+ */
+import type { Collection, Db, Document, ObjectId, PullOperator } from 'mongodb'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  readAssignments,
+  upsertAssignment,
+  type AssignmentInput,
+  type AssignmentKey,
+  type Provider,
+  type StoredAssignment
+} from './model.js'
+
+export interface PhoneNumberStoreOptions {
+  /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
+  usersCollection?: string | undefined
+  /** Organizations collection, looked up by `_id`. Default `organizations`. */
+  organizationsCollection?: string | undefined
+  /** Field of the user document holding the array. Default `phoneNumbers`. */
+  phoneNumbersField?: string | undefined
+  /** Compare-and-swap attempts before giving up with `conflict`. Default 10. */
+  maxWriteAttempts?: number | undefined
+}
+
+export interface ListedAssignment extends StoredAssignment {
+  userId: ObjectId
+}
+
+export interface AssignmentHolder {
+  userId: ObjectId
+  organizationId: unknown
+  assignment: StoredAssignment
+}
+
+export type AssignResult =
+  | { status: 'assigned', assignment: StoredAssignment }
+  | { status: 'organization-not-found' }
+  | { status: 'user-not-found' }
+  | { status: 'conflict' }
+
+export type RemoveResult =
+  | { status: 'removed' }
+  | { status: 'organization-not-found' }
+  | { status: 'user-not-found' }
+  | { status: 'assignment-not-found' }
+
+export type ListResult =
+  | { status: 'listed', assignments: ListedAssignment[] }
+  | { status: 'organization-not-found' }
+
+export interface ListFilter {
+  userId?: ObjectId | undefined
+  provider?: Provider | undefined
+}
+
+export interface PhoneNumberStore {
+  assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now?: Date): Promise<AssignResult>
+  remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult>
+  list (organizationId: ObjectId, filter?: ListFilter): Promise<ListResult>
+  /** The user holding (provider, phoneNumber), for routing inbound calls. */
+  findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined>
+  /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
+  ensureIndexes (): Promise<void>
+  readonly users: Collection
+  readonly organizations: Collection
+}
+
+export const DEFAULT_STORE_OPTIONS = {
+  usersCollection: 'users',
+  organizationsCollection: 'organizations',
+  phoneNumbersField: 'phoneNumbers',
+  maxWriteAttempts: 10
+} as const
+
+const ORGANIZATION_NOT_FOUND = { status: 'organization-not-found' } as const
+const USER_NOT_FOUND = { status: 'user-not-found' } as const
+const ASSIGNMENT_NOT_FOUND = { status: 'assignment-not-found' } as const
+const CONFLICT = { status: 'conflict' } as const
+const REMOVED = { status: 'removed' } as const
+const ID_ONLY = { projection: { _id: 1 } } as const
+
+/** Random pause that grows with the attempt number, so colliding writers spread out. */
+function backoffMs (attempt: number): number {
+  return Math.random() * Math.min(50, 2 ** attempt)
+}
+
+export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions = {}): PhoneNumberStore {
+  const field = options.phoneNumbersField ?? DEFAULT_STORE_OPTIONS.phoneNumbersField
+  const revisionField = `${field}Revision`
+  const maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_STORE_OPTIONS.maxWriteAttempts
+  const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
+  const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
+  const arrayProjection = { projection: { [field]: 1, [revisionField]: 1 } }
+
+  function findOrganization (organizationId: ObjectId): Promise<Document | null> {
+    return organizations.findOne({ _id: organizationId }, ID_ONLY)
+  }
+
+  async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now = new Date()): Promise<AssignResult> {
+    const userFilter = { _id: userId, organizationId }
+    // Both reads are independent: one round trip of latency.
+    const [organization, firstRead] = await Promise.all([
+      findOrganization(organizationId),
+      users.findOne(userFilter, arrayProjection)
+    ])
+    if (organization === null) return ORGANIZATION_NOT_FOUND
+
+    let user = firstRead
+    for (let attempt = 1; ; attempt++) {
+      if (user === null) return USER_NOT_FOUND
+      const { next, assignment } = upsertAssignment(readAssignments(user[field]), input, now)
+      if (next === undefined) return { status: 'assigned', assignment }
+
+      // A missing revision is matched with null (missing or null), then starts at 1.
+      const revision: unknown = user[revisionField] ?? null
+      const nextRevision = typeof revision === 'number' ? revision + 1 : 1
+      const { matchedCount } = await users.updateOne(
+        { ...userFilter, [revisionField]: revision },
+        { $set: { [field]: next, [revisionField]: nextRevision } }
+      )
+      if (matchedCount === 1) return { status: 'assigned', assignment }
+      if (attempt >= maxWriteAttempts) return CONFLICT
+
+      await sleep(backoffMs(attempt))
+      user = await users.findOne(userFilter, arrayProjection)
+    }
+  }
+
+  async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult> {
+    if (await findOrganization(organizationId) === null) return ORGANIZATION_NOT_FOUND
+
+    // $pull is atomic on its own; bumping the revision makes any assign that
+    // read the array before this removal miss its compare-and-swap and re-read,
+    // instead of writing the removed entry back.
+    const userFilter = { _id: userId, organizationId }
+    const { matchedCount } = await users.updateOne(
+      { ...userFilter, [field]: { $elemMatch: { provider: key.provider, phoneNumber: key.phoneNumber } } },
+      { $pull: { [field]: { provider: key.provider, phoneNumber: key.phoneNumber } } as PullOperator<Document>, $inc: { [revisionField]: 1 } }
+    )
+    if (matchedCount === 1) return REMOVED
+    // Failure path only: tell "no such user here" from "no such number".
+    return await users.findOne(userFilter, ID_ONLY) === null ? USER_NOT_FOUND : ASSIGNMENT_NOT_FOUND
+  }
+
+  async function list (organizationId: ObjectId, filter: ListFilter = {}): Promise<ListResult> {
+    const query: Document = { organizationId }
+    if (filter.userId !== undefined) query['_id'] = filter.userId
+    if (filter.provider !== undefined) query[`${field}.provider`] = filter.provider
+
+    const [organization, holders] = await Promise.all([
+      findOrganization(organizationId),
+      users.find(query, { projection: { [field]: 1 } }).sort({ _id: 1 }).toArray()
+    ])
+    if (organization === null) return ORGANIZATION_NOT_FOUND
+
+    const assignments: ListedAssignment[] = []
+    for (const holder of holders) {
+      for (const entry of readAssignments(holder[field])) {
+        if (filter.provider !== undefined && entry.provider !== filter.provider) continue
+        assignments.push({ ...entry, userId: holder['_id'] as ObjectId })
+      }
+    }
+    return { status: 'listed', assignments }
+  }
+
+  async function findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined> {
+    const holder = await users.findOne(
+      { [field]: { $elemMatch: { provider: key.provider, phoneNumber: key.phoneNumber } } },
+      { projection: { organizationId: 1, [field]: 1 } }
+    )
+    if (holder === null) return undefined
+    const assignment = readAssignments(holder[field]).find((entry) => entry.provider === key.provider && entry.phoneNumber === key.phoneNumber)
+    if (assignment === undefined) return undefined
+    return { userId: holder['_id'] as ObjectId, organizationId: holder['organizationId'], assignment }
+  }
+
+  async function ensureIndexes (): Promise<void> {
+    await Promise.all([
+      // Org-scoped listing and the organizationId part of every write filter.
+      users.createIndex({ organizationId: 1 }, { name: 'organizationId_1' }),
+      // Inbound routing: which user holds (provider, phoneNumber).
+      users.createIndex({ [`${field}.provider`]: 1, [`${field}.phoneNumber`]: 1 }, { name: `${field}_provider_phoneNumber` })
+    ])
+  }
+
+  return { assign, remove, list, findHolder, ensureIndexes, users, organizations }
+}

@@ -1,0 +1,33 @@
+/**
+ * Errors the phone-number routes answer with. Stable codes (prefix
+ * ORG_PHONE_) and status codes live here; the error handler turns any of them
+ * into the contract's `{ error, details }` body, `error` being the short title
+ * below and `details` the message.
+ */
+import createError from '@fastify/error'
+
+export const UnauthorizedError = createError('ORG_PHONE_UNAUTHORIZED', '%s', 401)
+export const ForbiddenError = createError('ORG_PHONE_FORBIDDEN', 'This operation requires the SUPERADMIN role', 403)
+export const OrganizationNotFoundError = createError('ORG_PHONE_ORGANIZATION_NOT_FOUND', 'No organization exists with the provided id', 404)
+export const UserNotInOrganizationError = createError('ORG_PHONE_USER_NOT_IN_ORGANIZATION', 'The target user does not exist or does not belong to this organization', 404)
+export const AssignmentNotFoundError = createError('ORG_PHONE_ASSIGNMENT_NOT_FOUND', 'The target user holds no %s number %s', 404)
+export const ConcurrentUpdateError = createError('ORG_PHONE_CONCURRENT_UPDATE', "The user's phone numbers kept changing concurrently; nothing was written, retry the request", 409)
+
+/** Short titles for the `error` field, by status code. */
+export const ERROR_TITLES: Readonly<Record<number, string>> = {
+  400: 'Validation error',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'Payload too large',
+  415: 'Unsupported media type',
+  500: 'Internal server error',
+  503: 'Service unavailable'
+}
+
+export const NOT_FOUND_TITLES: Readonly<Record<string, string>> = {
+  ORG_PHONE_ORGANIZATION_NOT_FOUND: 'Organization not found',
+  ORG_PHONE_USER_NOT_IN_ORGANIZATION: 'Target user not found in organization',
+  ORG_PHONE_ASSIGNMENT_NOT_FOUND: 'Phone number not found'
+}

@@ -1,0 +1,119 @@
+/**
+ * The standalone server: read the configuration, find or start the database,
+ * build the app, listen, and shut down gracefully on SIGINT/SIGTERM.
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import app from './app.js'
+import { ConfigError, readConfig, type ServerConfig } from './config.js'
+import { developmentSecret, seedDemoData, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
+import { startMongo, type RunningMongo } from './embedded-mongo/index.js'
+
+export async function buildServer (config: ServerConfig, mongodbUri: string, jwtSecret: string): Promise<FastifyInstance> {
+  const server = Fastify({
+    logger: { level: config.logLevel },
+    disableRequestLogging: !config.requestLogging,
+    requestIdHeader: 'x-request-id',
+    bodyLimit: config.bodyLimit
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await server.register(app, {
+    mongodbUri,
+    defaultDatabaseName: config.defaultDatabaseName,
+    serverSelectionTimeoutMs: config.serverSelectionTimeoutMs,
+    phoneNumbers: {
+      auth: {
+        secret: jwtSecret,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience
+      },
+      usersCollection: config.usersCollection,
+      organizationsCollection: config.organizationsCollection,
+      phoneNumbersField: config.phoneNumbersField,
+      verifyRoleInDatabase: config.verifyRoleInDatabase,
+      bodyLimit: config.bodyLimit,
+      serveOpenapi: config.serveOpenapi
+    }
+  })
+  return server
+}
+
+/** Closes the server (in-flight requests finish, new ones get 503), bounded by `timeoutMs`. */
+async function closeWithin (server: FastifyInstance, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })
+  const closed = server.close().then(() => true)
+  const done = await Promise.race([closed, timedOut])
+  clearTimeout(timer)
+  return done
+}
+
+async function main (): Promise<void> {
+  let config: ServerConfig
+  try {
+    config = readConfig()
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message)
+      process.exit(1)
+    }
+    throw error
+  }
+
+  let database: RunningMongo | undefined
+  if (config.mongodbUri === undefined) {
+    database = await startMongo({ log: (line) => console.error(`[embedded database] ${line}`) })
+  }
+  const mongodbUri = config.mongodbUri ?? database!.uri
+  const jwtSecret = config.jwtSecret ?? await developmentSecret()
+
+  const server = await buildServer(config, mongodbUri, jwtSecret)
+  let shuttingDown = false
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) return
+    shuttingDown = true
+    server.log.info({ signal }, 'shutting down: finishing in-flight requests')
+    const clean = await closeWithin(server, config.shutdownTimeoutMs)
+    if (!clean) server.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight requests still running at the shutdown deadline')
+    await database?.stop()
+    server.log.info('stopped')
+    process.exit(clean ? 0 : 1)
+  }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    shutdown(signal).catch((error: unknown) => {
+      server.log.fatal({ err: error }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+
+  try {
+    await server.listen({ port: config.port, host: config.host })
+  } catch (error) {
+    server.log.fatal({ err: error }, 'could not start')
+    await server.close()
+    await database?.stop()
+    process.exit(1)
+  }
+
+  if (database !== undefined) {
+    await seedDemoData(server.mongo.db!, config.usersCollection, config.organizationsCollection)
+    const address = `http://${config.host}:${(server.server.address() as { port: number }).port}`
+    server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri }, 'embedded development database')
+    const token = await superAdminToken(jwtSecret)
+    console.error([
+      '',
+      `Development mode: embedded ${database.backend} ${database.serverVersion} at ${database.uri}`,
+      `Demo organization ${DEMO_ORGANIZATION_ID}, demo user ${DEMO_USER_ID}. A SUPERADMIN token (1 h; \`npm run token\` mints another):`,
+      '',
+      `  export TOKEN=${token}`,
+      `  curl -s -X POST ${address}/api/organizations/${DEMO_ORGANIZATION_ID}/phone-numbers \\`,
+      '    -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
+      `    -d '{"targetUserId":"${DEMO_USER_ID}","provider":"twilio","phoneNumber":"+14165550102","label":"Main Outbound"}'`,
+      ''
+    ].join('\n'))
+  }
+}
+
+await main()
