@@ -130,6 +130,9 @@ function printOptions (options: JsonRecord): string {
 interface ConvertContext {
   /** Component schema names that may be referenced. */
   components: ReadonlySet<string>
+  /** Custom kinds and formats the emitted code relies on. */
+  kinds: Set<string>
+  formats: Set<string>
 }
 
 const SCHEMA_REF_PREFIX = '#/components/schemas/'
@@ -168,6 +171,44 @@ function numericBounds (options: JsonRecord, where: string): void {
       delete options[bound]
     }
   }
+}
+
+/**
+ * Type.Unsafe schemas get a TypeBox kind registered by the generated module
+ * (see TYPEBOX_PRELUDE), so TypeBox's Value.Check and TypeCompiler can check
+ * them; the kind is a symbol key, invisible to Ajv and to JSON.
+ */
+const ENUM_KIND = 'ContractEnum'
+const OBJECT_KIND = 'ContractObject'
+
+/** TypeRegistry checks for the kinds above (emitted only when used). */
+const KIND_CHECKS: Record<string, string[]> = {
+  [ENUM_KIND]: [
+    `TypeRegistry.Set('${ENUM_KIND}', (schema: { enum: readonly unknown[] }, value: unknown) => schema.enum.includes(value))`,
+  ],
+  [OBJECT_KIND]: [
+    `TypeRegistry.Set('${OBJECT_KIND}', (_schema: unknown, value: unknown) =>`,
+    "  typeof value === 'object' && value !== null && !Array.isArray(value))",
+  ],
+}
+
+/**
+ * TypeBox's Value.Check/TypeCompiler fail on a `format` missing from its
+ * FormatRegistry; Fastify checks formats with ajv-formats. Each format used
+ * by the contract needs a check here (the generator refuses unknown ones).
+ * date-time: RFC 3339 shape and ranges, like ajv-formats' "fast" mode.
+ */
+const FORMAT_CHECKS: Record<string, string[]> = {
+  'date-time': [
+    "FormatRegistry.Set('date-time', (value) =>",
+    '  /^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])[Tt ]([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)(\\.\\d+)?([Zz]|[+-]([01]\\d|2[0-3]):?[0-5]\\d)$/.test(value) &&',
+    '  !Number.isNaN(Date.parse(value)))',
+  ],
+}
+
+function printUnsafe (kind: string, staticType: string, schema: JsonRecord): string {
+  const rest = printInline(schema).slice(1)
+  return `Type.Unsafe<${staticType}>({ [Kind]: '${kind}',${rest})`
 }
 
 function literalUnion (values: readonly unknown[]): string {
@@ -219,7 +260,8 @@ export function convertSchema (input: unknown, ctx: ConvertContext, where: strin
     }
     const options = keptKeywords(schema, ['type', 'enum', ...typeKeywords, ...ANNOTATION_KEYWORDS], where)
     numericBounds(options, where)
-    return `Type.Unsafe<${literalUnion(values)}>(${printInline({ type, enum: values, ...options })})`
+    ctx.kinds.add(ENUM_KIND)
+    return printUnsafe(ENUM_KIND, literalUnion(values), { type, enum: values, ...options })
   }
 
   switch (type) {
@@ -230,6 +272,11 @@ export function convertSchema (input: unknown, ctx: ConvertContext, where: strin
       const options = keptKeywords(schema, ['type', ...typeKeywords, ...ANNOTATION_KEYWORDS], where)
       delete options.type
       numericBounds(options, where)
+      if (options.format !== undefined) {
+        const format = String(options.format)
+        if (FORMAT_CHECKS[format] === undefined) throw new ContractCodegenError(where, `format "${format}" has no TypeBox FormatRegistry check in the generator`)
+        ctx.formats.add(format)
+      }
       const fn = `Type.${type.charAt(0).toUpperCase()}${type.slice(1)}`
       return `${fn}(${printOptions(options)})`
     }
@@ -271,8 +318,10 @@ function convertObject (schema: JsonRecord, ctx: ConvertContext, where: string, 
     // Type.Object would add `properties: {}`; keep the contract's exact JSON Schema.
     if (required.length > 0) throw new ContractCodegenError(where, 'required without properties')
     if (isRecord(additional)) throw new ContractCodegenError(where, 'schema-valued additionalProperties without properties is not supported')
-    const staticType = additional === false ? 'Record<string, never>' : 'Record<string, unknown>'
-    return `Type.Unsafe<${staticType}>(${printInline({ type: 'object', ...options })})`
+    if (additional === false) throw new ContractCodegenError(where, 'an object without properties must allow additional properties')
+    const staticType = 'Record<string, unknown>'
+    ctx.kinds.add(OBJECT_KIND)
+    return printUnsafe(OBJECT_KIND, staticType, { type: 'object', ...options })
   }
 
   for (const r of required) {
@@ -448,14 +497,8 @@ export function collectOperations (doc: JsonRecord): OperationInfo[] {
 
 function generateTypebox (doc: JsonRecord): string {
   const components = asRecord(asRecord(doc.components ?? {}, 'components').schemas ?? {}, 'components.schemas')
-  const ctx: ConvertContext = { components: new Set(Object.keys(components)) }
-  const parts: string[] = [
-    BANNER,
-    '/* eslint-disable @typescript-eslint/no-redeclare -- TypeBox convention: each schema constant and its Static type share a name */',
-    "import { Type, type Static } from '@sinclair/typebox'",
-    '',
-    '// ---- components.schemas (dependency order) ----',
-  ]
+  const ctx: ConvertContext = { components: new Set(Object.keys(components)), kinds: new Set(), formats: new Set() }
+  const parts: string[] = ['// ---- components.schemas (dependency order) ----']
   for (const name of dependencyOrder(components)) {
     if (!IDENTIFIER_RE.test(name)) throw new ContractCodegenError(`components.schemas.${name}`, 'name is not a valid identifier')
     parts.push(
@@ -506,7 +549,35 @@ function generateTypebox (doc: JsonRecord): string {
     'export const operationRoutes = operations',
     ''
   )
-  return parts.join('\n')
+
+  const imports = ['Type', 'type Static']
+  const prelude: string[] = []
+  if (ctx.kinds.size > 0) {
+    imports.push('Kind', 'TypeRegistry')
+    prelude.push(
+      '// TypeBox kinds of the Type.Unsafe schemas below, so that Value.Check and',
+      '// TypeCompiler check them too (Ajv ignores the symbol-keyed kind).',
+      ...[...ctx.kinds].sort().flatMap((kind) => KIND_CHECKS[kind] ?? []),
+      ''
+    )
+  }
+  if (ctx.formats.size > 0) {
+    imports.push('FormatRegistry')
+    prelude.push(
+      '// String formats for Value.Check and TypeCompiler (Fastify uses ajv-formats).',
+      ...[...ctx.formats].sort().flatMap((format) => FORMAT_CHECKS[format] ?? []),
+      ''
+    )
+  }
+  imports.sort((a, b) => a.replace('type ', '').localeCompare(b.replace('type ', '')))
+  return [
+    BANNER,
+    '/* eslint-disable @typescript-eslint/no-redeclare -- TypeBox convention: each schema constant and its Static type share a name */',
+    `import { ${imports.join(', ')} } from '@sinclair/typebox'`,
+    '',
+    ...prelude,
+    ...parts,
+  ].join('\n')
 }
 
 function templateLiteral (text: string): string {
