@@ -77,13 +77,14 @@ function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumbersAut
     ? auth.secret
     : 'publicKey' in auth
       ? { public: auth.publicKey }
-      // @fastify/jwt decodes the whole token before asking for its key.
       : async (_request: FastifyRequest, token: TokenOrHeader) => await auth.getKey(token as Parameters<KeyResolverAuthOptions['getKey']>[0])
   fastify.register(jwt, {
     secret,
     namespace: JWT_NAMESPACE,
     jwtVerify: JWT_VERIFY,
     decoratorName: 'orgPhoneNumbersCaller',
+    // The key resolver needs the header (kid, alg), not only the payload.
+    decode: { complete: 'getKey' in auth },
     verify: {
       algorithms: auth.algorithms ?? ['HS256'],
       requiredClaims: ['exp'],

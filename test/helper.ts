@@ -1,0 +1,111 @@
+/**
+ * build(t): a Fastify app with the phone-number plugin on this test file's own
+ * database (real server, real connection), closed on teardown; plus tokens
+ * and fixtures (an organization with users) for the tests to work on.
+ */
+import jwt from '@fastify/jwt'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { ObjectId, type Db, type MongoClient } from 'mongodb'
+import type { Test } from 'tap'
+import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers.js'
+import { createTestDatabase } from './helper-database.js'
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
+
+export interface Fixture {
+  organizationId: string
+  otherOrganizationId: string
+  userId: string
+  otherUserId: string
+  /** A user of the other organization. */
+  foreignUserId: string
+  adminId: string
+}
+
+export interface Built {
+  app: FastifyInstance
+  db: Db
+  client: MongoClient
+  fixture: Fixture
+  /** A valid SUPERADMIN bearer header. */
+  authorization: string
+  sign: (claims: Record<string, unknown>, options?: { expiresIn?: string | number, key?: string }) => string
+  /** Headers for a JSON request as the SUPERADMIN. */
+  headers: Record<string, string>
+  phoneNumbersOf: (userId: string) => Promise<unknown[]>
+  userDocument: (userId: string) => Promise<Record<string, unknown> | null>
+}
+
+/** Signs tokens the way an identity provider would, independent of the app under test. */
+export async function createSigner (secret: string = TEST_SECRET): Promise<FastifyInstance> {
+  const signer = Fastify({ logger: false })
+  await signer.register(jwt, { secret, sign: { algorithm: 'HS256', expiresIn: '1h' } })
+  await signer.ready()
+  return signer
+}
+
+export async function seedFixture (db: Db): Promise<Fixture> {
+  const fixture: Fixture = {
+    organizationId: new ObjectId().toHexString(),
+    otherOrganizationId: new ObjectId().toHexString(),
+    userId: new ObjectId().toHexString(),
+    otherUserId: new ObjectId().toHexString(),
+    foreignUserId: new ObjectId().toHexString(),
+    adminId: new ObjectId().toHexString()
+  }
+  const org = new ObjectId(fixture.organizationId)
+  const otherOrg = new ObjectId(fixture.otherOrganizationId)
+  await db.collection('organizations').insertMany([
+    { _id: org, name: 'Acme' },
+    { _id: otherOrg, name: 'Globex' }
+  ])
+  await db.collection('users').insertMany([
+    { _id: new ObjectId(fixture.userId), organizationId: org, name: 'Ada', role: 'AGENT' },
+    { _id: new ObjectId(fixture.otherUserId), organizationId: org, name: 'Grace', role: 'AGENT' },
+    { _id: new ObjectId(fixture.foreignUserId), organizationId: otherOrg, name: 'Linus', role: 'AGENT' },
+    { _id: new ObjectId(fixture.adminId), organizationId: org, name: 'Root', role: 'SUPERADMIN' }
+  ])
+  return fixture
+}
+
+export async function build (t: Test, options: Partial<OrgPhoneNumbersOptions> = {}): Promise<Built> {
+  const { db, client } = await createTestDatabase(t)
+  const fixture = await seedFixture(db)
+  const app = Fastify({ logger: false })
+  await app.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET }, ...options })
+  await app.ready()
+  t.teardown(() => app.close())
+
+  const signer = await createSigner()
+  t.teardown(() => signer.close())
+  const sign: Built['sign'] = (claims, signOptions = {}) => signer.jwt.sign(claims, {
+    expiresIn: signOptions.expiresIn ?? '1h',
+    ...(signOptions.key === undefined ? {} : { key: signOptions.key })
+  })
+  const authorization = `Bearer ${sign({ sub: fixture.adminId, role: 'SUPERADMIN' })}`
+
+  async function userDocument (userId: string): Promise<Record<string, unknown> | null> {
+    return await db.collection('users').findOne({ _id: new ObjectId(userId) })
+  }
+  async function phoneNumbersOf (userId: string): Promise<unknown[]> {
+    const user = await userDocument(userId)
+    const list = user?.['phoneNumbers']
+    return Array.isArray(list) ? list : []
+  }
+
+  return {
+    app,
+    db,
+    client,
+    fixture,
+    authorization,
+    sign,
+    headers: { authorization, 'content-type': 'application/json' },
+    phoneNumbersOf,
+    userDocument
+  }
+}
+
+export function phoneNumbersUrl (organizationId: string): string {
+  return `/api/organizations/${organizationId}/phone-numbers`
+}
