@@ -1,0 +1,54 @@
+/**
+ * npm test: starts a MongoDB-wire test database (see src/embedded-mongo), runs tap against it
+ * with MONGODB_URI set, stops the database and exits with tap's exit code.
+ * TEST_MONGO_BACKEND=mongod|ferretdb|java|uri forces a backend; extra arguments go to tap.
+ */
+import { spawn } from 'node:child_process'
+import { constants } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseBackendName, startMongo } from '../src/embedded-mongo/index.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const tapBin = join(root, 'node_modules', '.bin', 'tap')
+
+const mongo = await startMongo({ backend: parseBackendName(process.env['TEST_MONGO_BACKEND']) })
+console.log(`test database: ${mongo.backend} ${mongo.serverVersion} at ${mongo.uri}`)
+
+const tap = spawn(tapBin, process.argv.slice(2), {
+  cwd: root,
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    MONGODB_URI: mongo.uri,
+    TEST_MONGO_BACKEND_NAME: mongo.backend,
+    TEST_MONGO_SERVER_VERSION: mongo.serverVersion,
+  },
+})
+
+// On Ctrl-C / kill: pass the signal to tap and let it finish, then stop the database below.
+// (The launcher's own handler has already stopped a server it started; stop() is idempotent.)
+let interrupted: NodeJS.Signals | undefined
+const forward = (signal: NodeJS.Signals): void => {
+  if (interrupted !== undefined) tap.kill('SIGKILL') // a second signal: don't wait any longer
+  interrupted = signal
+  tap.kill(signal)
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward)
+
+const exitCode = await new Promise<number>((resolve) => {
+  tap.once('error', (error) => {
+    console.error(`could not run tap (${tapBin}): ${error.message}`)
+    resolve(1)
+  })
+  tap.once('exit', (code, signal) => {
+    resolve(code ?? 128 + (signal !== null ? constants.signals[signal] : 1))
+  })
+})
+
+try {
+  await mongo.stop()
+} catch (error) {
+  console.error(`stopping the test database failed: ${error instanceof Error ? error.message : String(error)}`)
+}
+process.exit(interrupted !== undefined && exitCode === 0 ? 128 + constants.signals[interrupted] : exitCode)

@@ -1,0 +1,56 @@
+import { randomBytes } from 'node:crypto'
+import { basename } from 'node:path'
+import { MongoClient, type Db } from 'mongodb'
+import type { Test } from 'tap'
+
+export interface TestDatabase {
+  client: MongoClient
+  db: Db
+  uri: string
+  dbName: string
+}
+
+/** Only what the helper needs from tap's `t`, so a subtest or the root `t` both fit. */
+export type TestLike = Pick<Test, 'teardown'>
+
+/** The server the test runner (scripts/run-tests.ts) started, or the one MONGODB_URI names. */
+export function testServerUri (): string {
+  const uri = process.env['MONGODB_URI']
+  if (uri === undefined || uri.trim() === '') {
+    throw new Error('MONGODB_URI is not set: run tests with npm test, which starts a test database (or set MONGODB_URI yourself)')
+  }
+  return uri
+}
+
+/**
+ * The same server URI with its database path replaced by `dbName`, query options kept:
+ * for code under test that takes a connection string rather than a client.
+ */
+export function uriForDatabase (dbName: string, uri: string = testServerUri()): string {
+  const match = /^(mongodb(?:\+srv)?:\/\/[^/?]*)(?:\/[^?]*)?(\?.*)?$/.exec(uri)
+  if (match === null) throw new Error(`MONGODB_URI does not look like a MongoDB connection string: ${uri}`)
+  return `${match[1] ?? ''}/${dbName}${match[2] ?? ''}`
+}
+
+/** Unique per test process: test files run in parallel against one server and must not share data. */
+export function uniqueDatabaseName (file: string = process.argv[1] ?? 'test'): string {
+  const base = basename(file).replace(/\.test\.[cm]?[jt]s$|\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_]/g, '_')
+  // MongoDB limits database names to 63 bytes.
+  return `test_${base.slice(0, 30)}_${process.pid}_${randomBytes(4).toString('hex')}`
+}
+
+/** Connects to a fresh database for this test; dropped and disconnected at teardown. */
+export async function createTestDatabase (t: TestLike, dbName: string = uniqueDatabaseName()): Promise<TestDatabase> {
+  const uri = uriForDatabase(dbName)
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 })
+  await client.connect()
+  const db = client.db(dbName)
+  t.teardown(async () => {
+    try {
+      await db.dropDatabase()
+    } finally {
+      await client.close()
+    }
+  })
+  return { client, db, uri, dbName }
+}
