@@ -201,8 +201,7 @@ const KIND_CHECKS: Record<string, string[]> = {
 const FORMAT_CHECKS: Record<string, string[]> = {
   'date-time': [
     "FormatRegistry.Set('date-time', (value) =>",
-    '  /^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])[Tt ]([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)(\\.\\d+)?([Zz]|[+-]([01]\\d|2[0-3]):?[0-5]\\d)$/.test(value) &&',
-    '  !Number.isNaN(Date.parse(value)))',
+    '  /^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])[Tt ]([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)(\\.\\d+)?([Zz]|[+-]([01]\\d|2[0-3]):?[0-5]\\d)$/.test(value))',
   ],
 }
 
@@ -599,7 +598,11 @@ function generateDocument (yamlText: string, doc: JsonRecord): string {
 
 async function generateOpenapiTypes (doc: JsonRecord): Promise<string> {
   // openapi-typescript may annotate the object it is given: hand it a copy.
-  const ast = await openapiTS(structuredClone(doc) as unknown as OpenAPI3, { silent: true })
+  const ast = await openapiTS(structuredClone(doc) as unknown as OpenAPI3, {
+    silent: true,
+    // A `default` must not make a request-body property required (isDefault, isInboundEnabled).
+    defaultNonNullable: false,
+  })
   return `${BANNER}\n\n${astToString(ast)}`
 }
 

@@ -108,12 +108,12 @@ export interface components {
              * @description Make this the user's default outbound number for the provider (true when omitted).
              * @default true
              */
-            isDefault: boolean;
+            isDefault?: boolean;
             /**
              * @description Route inbound calls and messages for this number to the user (true when omitted).
              * @default true
              */
-            isInboundEnabled: boolean;
+            isInboundEnabled?: boolean;
             /** @description Optional display name for the number, such as "Main Outbound". */
             label?: string;
         } & {

@@ -10,8 +10,7 @@ TypeRegistry.Set('ContractObject', (_schema: unknown, value: unknown) =>
 
 // String formats for Value.Check and TypeCompiler (Fastify uses ajv-formats).
 FormatRegistry.Set('date-time', (value) =>
-  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)$/.test(value) &&
-  !Number.isNaN(Date.parse(value)))
+  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)$/.test(value))
 
 // ---- components.schemas (dependency order) ----
 
