@@ -5,10 +5,10 @@ import { MongoClient } from 'mongodb'
  * each attempt cheap, so callers can poll a server that is still starting.
  */
 export async function readServerVersion (uri: string, timeoutMs: number): Promise<string> {
+  // Timeouts written in the URI win, so a caller can shorten them.
   const client = new MongoClient(uri, {
-    serverSelectionTimeoutMS: timeoutMs,
-    connectTimeoutMS: timeoutMs,
-    directConnection: !uri.startsWith('mongodb+srv:') && !uri.includes(','),
+    ...(/serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: timeoutMs }),
+    ...(/connectTimeoutMS=/i.test(uri) ? {} : { connectTimeoutMS: timeoutMs }),
   })
   try {
     await client.connect()
