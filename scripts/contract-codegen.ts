@@ -291,6 +291,7 @@ export function convertSchema (input: unknown, ctx: ConvertContext, where: strin
     case 'object':
       return convertObject(schema, ctx, where, indent, typeKeywords)
   }
+  /* c8 ignore next 2 -- unreachable: KEYWORDS_BY_TYPE lists exactly the cases above */
   throw new ContractCodegenError(where, `unsupported type "${type}"`)
 }
 

@@ -260,6 +260,7 @@ test('converter: keywords outside the contract used today', async (t) => {
 
   const errors: Array<[string, () => unknown]> = [
     ['oneOf', () => run({ oneOf: [{ type: 'string' }] })],
+    ['unprintable default', () => run({ type: 'string', default: undefined })],
     ['unknown keyword', () => run({ type: 'string', const: 'x' })],
     ['unknown type', () => run({ type: 'null' })],
     ['no type', () => run({ description: 'x' })],
