@@ -16,7 +16,7 @@ test('generated contract files match schemas/openapi.yaml byte for byte', async 
     t.ok(committed !== undefined, `${relativePath} exists (run \`npm run generate\`)`)
     // Plain boolean check: a failure names the file and the fix, not a huge diff.
     t.ok(committed === expected,
-      `${relativePath} is out of date with ${YAML_PATH} or was edited by hand: run \`npm run generate\` and commit the result`)
+      `${relativePath} is what \`npm run generate\` makes of ${YAML_PATH} (if not, it is stale or was edited by hand: run \`npm run generate\` and commit the result)`)
   }
 })
 
