@@ -3,7 +3,7 @@
  * FerretDB or mongo-java-server), so a backend that lacks one shows up here first.
  */
 import t from 'tap'
-import { MongoServerError, type ObjectId } from 'mongodb'
+import { MongoClient, MongoServerError, type ObjectId } from 'mongodb'
 import { startMongo, type MongoBackendName } from '../src/embedded-mongo/index.js'
 import { createTestDatabase, testServerUri, uniqueDatabaseName, uriForDatabase } from './helper-database.js'
 
@@ -172,4 +172,25 @@ t.test('helper: database names and URIs', async (t) => {
   t.match(name, /^test_phone_numbers_\d+_[0-9a-f]{8}$/)
   t.not(uniqueDatabaseName('/x/a.test.ts'), uniqueDatabaseName('/x/a.test.ts'), 'names differ between calls')
   t.ok(Buffer.byteLength(uniqueDatabaseName('/x/' + 'y'.repeat(200) + '.test.ts')) < 64, 'fits MongoDB\'s 63-byte limit')
+})
+
+t.test('launcher: starts a second server of the backend under test and stops it', async (t) => {
+  const name = process.env['TEST_MONGO_BACKEND_NAME']
+  if (name !== 'ferretdb' && name !== 'java') {
+    t.pass(`skipped: the runner's backend is ${name ?? 'unknown'}, not one this test starts cheaply`)
+    return
+  }
+  const lines: string[] = []
+  const second = await startMongo({ backend: name, log: (line) => lines.push(line) })
+  t.teardown(() => second.stop())
+  t.equal(second.backend, name)
+  t.not(second.uri, testServerUri(), 'a server of its own, on another port')
+  t.equal(second.serverVersion, process.env['TEST_MONGO_SERVER_VERSION'])
+  t.same(lines, [], 'already installed: nothing to build or fetch')
+
+  await second.stop()
+  await second.stop() // idempotent
+  const probe = new MongoClient(`${second.uri}?serverSelectionTimeoutMS=500`)
+  await t.rejects(probe.db('admin').command({ ping: 1 }), 'the stopped server no longer answers')
+  await probe.close()
 })
