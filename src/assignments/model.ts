@@ -87,6 +87,13 @@ export function upsertAssignment (current: readonly StoredAssignment[], input: A
   return { next, assignment }
 }
 
+/** The list without the entry of that key; `undefined` when the user does not hold it. */
+export function removeAssignment (current: readonly StoredAssignment[], key: AssignmentKey): StoredAssignment[] | undefined {
+  const index = current.findIndex((entry) => isSameKey(entry, key))
+  if (index === -1) return undefined
+  return current.filter((_, i) => i !== index)
+}
+
 /**
  * Reads the stored array defensively: documents written by other code may
  * lack the field or hold entries of another shape, which are kept untouched

@@ -2,22 +2,34 @@
  * Phone-number assignments on raw driver collections. No Fastify here: the
  * store can be used from a worker or a script with any `Db`.
  *
- * Concurrency: an assignment rewrites the user's whole array (it may have to
+ * Concurrency. An assignment rewrites the user's whole array (it may have to
  * clear another default), and the operators that could do that in place
- * (array filters, pipeline updates) are missing from FerretDB 1.24 and
- * mongo-java-server. So every write is a compare-and-swap on a revision
- * counter kept next to the array: read the array and its revision, compute the
- * new array, then `updateOne` filtered by _id, organizationId and that
- * revision. A concurrent writer makes the filter miss; the store re-reads and
+ * (array filters, pipeline updates, $elemMatch on plain fields) are missing
+ * from FerretDB 1.24 or mongo-java-server. So every write is a
+ * compare-and-swap on a revision counter kept next to the array: read the
+ * array and its revision, compute the new array, then `updateOne` filtered by
+ * _id, organizationId and that revision. On MongoDB a concurrent writer
+ * (another process included) makes the filter miss; the store re-reads and
  * tries again after a short random pause, up to `maxWriteAttempts` times, and
- * reports `conflict` (HTTP 409, nothing written) if it never wins. Because
- * organizationId is part of every write filter, a user moved to another
- * organization after the read is never modified.
+ * reports `conflict` (HTTP 409, nothing written) if it never wins.
+ *
+ * FerretDB 1.24 (SQLite) does not evaluate an update's filter atomically with
+ * its write (measured: 30 parallel CAS updates on one revision, several
+ * "win"), so within one process the writes to one user are also queued
+ * (keyed-serializer.ts). That makes a single server correct on every backend
+ * and spares MongoDB the retry storms of a hot user; across several server
+ * processes the CAS alone protects, which needs a backend with atomic
+ * single-document updates (MongoDB, mongo-java-server).
+ *
+ * Because organizationId is part of every write filter, a user moved to
+ * another organization after the read is never modified.
  */
-import type { Collection, Db, Document, ObjectId, PullOperator } from 'mongodb'
+import type { Collection, Db, Document, ObjectId } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { createKeyedSerializer } from './keyed-serializer.js'
 import {
   readAssignments,
+  removeAssignment,
   upsertAssignment,
   type AssignmentInput,
   type AssignmentKey,
@@ -57,6 +69,7 @@ export type RemoveResult =
   | { status: 'organization-not-found' }
   | { status: 'user-not-found' }
   | { status: 'assignment-not-found' }
+  | { status: 'conflict' }
 
 export type ListResult =
   | { status: 'listed', assignments: ListedAssignment[] }
@@ -105,55 +118,66 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
   const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
   const arrayProjection = { projection: { [field]: 1, [revisionField]: 1 } }
+  const serializeByUser = createKeyedSerializer()
 
   function findOrganization (organizationId: ObjectId): Promise<Document | null> {
     return organizations.findOne({ _id: organizationId }, ID_ONLY)
   }
 
+  /**
+   * The read-modify-write loop shared by assign and remove: `change` gets the
+   * current array and returns the array to store (`undefined`: nothing to
+   * write) or a failure to report.
+   */
+  async function rewrite<Outcome> (
+    organizationId: ObjectId,
+    userId: ObjectId,
+    change: (current: StoredAssignment[]) => { next: StoredAssignment[] | undefined, outcome: Outcome }
+  ): Promise<Outcome | typeof ORGANIZATION_NOT_FOUND | typeof USER_NOT_FOUND | typeof CONFLICT> {
+    return await serializeByUser(userId.toHexString(), async () => {
+      const userFilter = { _id: userId, organizationId }
+      // Both reads are independent: one round trip of latency.
+      const [organization, firstRead] = await Promise.all([
+        findOrganization(organizationId),
+        users.findOne(userFilter, arrayProjection)
+      ])
+      if (organization === null) return ORGANIZATION_NOT_FOUND
+
+      let user = firstRead
+      for (let attempt = 1; ; attempt++) {
+        if (user === null) return USER_NOT_FOUND
+        const { next, outcome } = change(readAssignments(user[field]))
+        if (next === undefined) return outcome
+
+        // A missing revision is matched with null (missing or null), then starts
+        // at 1. $eq compares literally: a stored value is never read as an operator.
+        const revision: unknown = user[revisionField] ?? null
+        const nextRevision = typeof revision === 'number' ? revision + 1 : 1
+        const { matchedCount } = await users.updateOne(
+          { ...userFilter, [revisionField]: { $eq: revision } },
+          { $set: { [field]: next, [revisionField]: nextRevision } }
+        )
+        if (matchedCount === 1) return outcome
+        if (attempt >= maxWriteAttempts) return CONFLICT
+
+        await sleep(backoffMs(attempt))
+        user = await users.findOne(userFilter, arrayProjection)
+      }
+    })
+  }
+
   async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now = new Date()): Promise<AssignResult> {
-    const userFilter = { _id: userId, organizationId }
-    // Both reads are independent: one round trip of latency.
-    const [organization, firstRead] = await Promise.all([
-      findOrganization(organizationId),
-      users.findOne(userFilter, arrayProjection)
-    ])
-    if (organization === null) return ORGANIZATION_NOT_FOUND
-
-    let user = firstRead
-    for (let attempt = 1; ; attempt++) {
-      if (user === null) return USER_NOT_FOUND
-      const { next, assignment } = upsertAssignment(readAssignments(user[field]), input, now)
-      if (next === undefined) return { status: 'assigned', assignment }
-
-      // A missing revision is matched with null (missing or null), then starts at 1.
-      const revision: unknown = user[revisionField] ?? null
-      const nextRevision = typeof revision === 'number' ? revision + 1 : 1
-      const { matchedCount } = await users.updateOne(
-        { ...userFilter, [revisionField]: revision },
-        { $set: { [field]: next, [revisionField]: nextRevision } }
-      )
-      if (matchedCount === 1) return { status: 'assigned', assignment }
-      if (attempt >= maxWriteAttempts) return CONFLICT
-
-      await sleep(backoffMs(attempt))
-      user = await users.findOne(userFilter, arrayProjection)
-    }
+    return await rewrite<AssignResult>(organizationId, userId, (current) => {
+      const { next, assignment } = upsertAssignment(current, input, now)
+      return { next, outcome: { status: 'assigned', assignment } as const }
+    })
   }
 
   async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult> {
-    if (await findOrganization(organizationId) === null) return ORGANIZATION_NOT_FOUND
-
-    // $pull is atomic on its own; bumping the revision makes any assign that
-    // read the array before this removal miss its compare-and-swap and re-read,
-    // instead of writing the removed entry back.
-    const userFilter = { _id: userId, organizationId }
-    const { matchedCount } = await users.updateOne(
-      { ...userFilter, [field]: { $elemMatch: { provider: key.provider, phoneNumber: key.phoneNumber } } },
-      { $pull: { [field]: { provider: key.provider, phoneNumber: key.phoneNumber } } as PullOperator<Document>, $inc: { [revisionField]: 1 } }
-    )
-    if (matchedCount === 1) return REMOVED
-    // Failure path only: tell "no such user here" from "no such number".
-    return await users.findOne(userFilter, ID_ONLY) === null ? USER_NOT_FOUND : ASSIGNMENT_NOT_FOUND
+    return await rewrite<RemoveResult>(organizationId, userId, (current) => {
+      const next = removeAssignment(current, key)
+      return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
+    })
   }
 
   async function list (organizationId: ObjectId, filter: ListFilter = {}): Promise<ListResult> {
@@ -178,14 +202,18 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   }
 
   async function findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined> {
-    const holder = await users.findOne(
-      { [field]: { $elemMatch: { provider: key.provider, phoneNumber: key.phoneNumber } } },
+    // Dotted fields use the index; they may match the provider and the number
+    // in two different entries, so the exact entry is picked here ($elemMatch
+    // on plain fields is not available on FerretDB 1.24).
+    const candidates = await users.find(
+      { [`${field}.provider`]: key.provider, [`${field}.phoneNumber`]: key.phoneNumber },
       { projection: { organizationId: 1, [field]: 1 } }
-    )
-    if (holder === null) return undefined
-    const assignment = readAssignments(holder[field]).find((entry) => entry.provider === key.provider && entry.phoneNumber === key.phoneNumber)
-    if (assignment === undefined) return undefined
-    return { userId: holder['_id'] as ObjectId, organizationId: holder['organizationId'], assignment }
+    ).toArray()
+    for (const candidate of candidates) {
+      const assignment = readAssignments(candidate[field]).find((entry) => entry.provider === key.provider && entry.phoneNumber === key.phoneNumber)
+      if (assignment !== undefined) return { userId: candidate['_id'] as ObjectId, organizationId: candidate['organizationId'], assignment }
+    }
+    return undefined
   }
 
   async function ensureIndexes (): Promise<void> {
