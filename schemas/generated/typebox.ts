@@ -9,8 +9,11 @@ TypeRegistry.Set('ContractObject', (_schema: unknown, value: unknown) =>
   typeof value === 'object' && value !== null && !Array.isArray(value))
 
 // String formats for Value.Check and TypeCompiler (Fastify uses ajv-formats).
-FormatRegistry.Set('date-time', (value) =>
-  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)$/.test(value))
+// A check the host registered first is kept: importing the schemas changes no process-wide behaviour.
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (value) =>
+    /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)$/.test(value))
+}
 
 // ---- components.schemas (dependency order) ----
 
