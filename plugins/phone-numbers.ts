@@ -123,6 +123,9 @@ function resolveDb (fastify: FastifyInstance, options: OrgPhoneNumbersOptions): 
 }
 
 async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbersOptions): Promise<void> {
+  if (fastify.hasDecorator('orgPhoneNumbers')) {
+    throw optionError('already registered in this context; register it once, or once per encapsulated context (e.g. inside fastify.register(async (api) => ...))')
+  }
   checkOptions(options)
   const store = createPhoneNumberStore(resolveDb(fastify, options), options)
   if (options.createIndexes ?? true) await store.ensureIndexes()
