@@ -21,7 +21,7 @@ async function buildHost (dbUri: string, withPlugin: 'none' | 'own-jwt' | 'host-
   const hookCalls: string[] = []
   host.decorate('hookCalls', hookCalls)
   host.addHook('onRequest', async (request) => { hookCalls.push(request.url) })
-  host.setErrorHandler((error, _request, reply) => {
+  host.setErrorHandler((error: { statusCode?: number, message: string }, _request, reply) => {
     reply.code(error.statusCode ?? 500).send({ hostError: true, message: error.message })
   })
   host.setNotFoundHandler((request, reply) => { reply.code(404).send({ hostNotFound: request.url }) })
