@@ -1,0 +1,43 @@
+/**
+ * Entry point of a server-under-test child process. The parent (harness.ts)
+ * forks it with the settings as JSON in BENCH_SERVER_SETTINGS and talks to it
+ * over IPC: it answers `ready` with its port, then `reset`, `stats`, `rss`
+ * and `shutdown` requests.
+ */
+import { isServerKind, startServer, type ServerSettings } from './servers.js'
+import type { ChildReply, ParentRequest } from './protocol.js'
+
+function send (message: ChildReply): void {
+  process.send?.(message)
+}
+
+const settings = JSON.parse(process.env['BENCH_SERVER_SETTINGS'] ?? '{}') as ServerSettings
+if (!isServerKind(settings.kind) || process.send === undefined) {
+  console.error('bench/child.ts is started by the benchmark harness (forked, with BENCH_SERVER_SETTINGS)')
+  process.exit(2)
+}
+
+const server = await startServer(settings)
+process.on('message', (message: ParentRequest) => {
+  switch (message.type) {
+    case 'reset':
+      server.tracer.reset()
+      send({ id: message.id, type: 'reset' })
+      break
+    case 'stats':
+      send({ id: message.id, type: 'stats', stats: server.tracer.stats })
+      break
+    case 'rss':
+      send({ id: message.id, type: 'rss', rss: process.memoryUsage().rss })
+      break
+    case 'shutdown':
+      // A clean exit, so --cpu-prof writes its profile.
+      server.close().finally(() => {
+        send({ id: message.id, type: 'shutdown' })
+        process.disconnect()
+        process.exit(0)
+      })
+      break
+  }
+})
+send({ id: 0, type: 'ready', port: server.port })

@@ -1,0 +1,49 @@
+/** The Markdown table and the result files (bench/results/latest-<backend>.json/.md). */
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { BenchResult } from './harness.js'
+
+function fixed (value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits)
+}
+
+export function markdownReport (result: BenchResult): string {
+  const { machine, database, settings } = result
+  const lines = [
+    `### ${database.backend} ${database.serverVersion}`,
+    '',
+    `${machine.cpus} × ${machine.cpuModel}, ${machine.totalMemoryMb} MB, Node ${machine.node} (${machine.platform}); ` +
+      `${settings.rounds} rounds × ${settings.durationSeconds} s per scenario (interleaved), ${settings.connections} connections, ` +
+      `${settings.users} users, ${settings.warmupSeconds} s warm-up; ${result.finishedAt.slice(0, 10)}.`,
+    '',
+    '| scenario | backend | req/s | p50 ms | p99 ms | RSS MB | commands/request | sequential round trips | ratio to baseline | ratio to peer |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+  ]
+  for (const summary of result.scenarios) {
+    lines.push(`| ${summary.scenario} | ${summary.backend} | ${fixed(summary.requestsPerSecond, 0)} | ${fixed(summary.p50Ms, 0)} | ${fixed(summary.p99Ms, 0)} | ` +
+      `${fixed(summary.rssPeakMb, 0)} | ${fixed(summary.commandsPerRequest, 2)} | ${summary.sequentialRoundTrips.typical} (max ${summary.sequentialRoundTrips.max}) | ` +
+      `${fixed(summary.ratioToBaseline, 2)} | ${fixed(summary.ratioToPeer, 2)} |`)
+  }
+  lines.push('', 'Rejection rows (`ours-4xx`) are compared with the bare route answering the same body (`bare-4xx`) in "ratio to baseline".', '')
+  lines.push('| target | met | figures |', '| --- | --- | --- |')
+  for (const check of result.targets) lines.push(`| ${check.target} | ${check.met ? 'yes' : '**no**'} | ${check.detail} |`)
+  if (result.failures.length > 0) {
+    lines.push('', '**Unexpected responses:**', '', ...result.failures.map((failure) => `- ${failure}`))
+  }
+  return `${lines.join('\n')}\n`
+}
+
+async function writeAtomically (path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text)
+  await rename(`${path}.tmp`, path)
+}
+
+/** Writes `<dir>/<name>.json` and `<dir>/<name>.md`; returns both paths. */
+export async function writeResults (result: BenchResult, dir: string, name = `latest-${result.database.backend}`): Promise<{ json: string, markdown: string }> {
+  await mkdir(dir, { recursive: true })
+  const json = join(dir, `${name}.json`)
+  const markdown = join(dir, `${name}.md`)
+  await writeAtomically(json, `${JSON.stringify(result, null, 2)}\n`)
+  await writeAtomically(markdown, markdownReport(result))
+  return { json, markdown }
+}

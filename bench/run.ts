@@ -1,0 +1,63 @@
+/**
+ * npm run bench [-- --rounds 3 --duration 5 --warmup 2 --connections 50 --users 200 --scenarios ours,baseline --out bench/results --cpu-prof dir]
+ * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri, MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
+ * BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_USERS, BENCH_SCENARIOS, BENCH_OUT, BENCH_CPU_PROF.
+ * Exits 1 when a scenario got an unexpected status code or connection errors.
+ */
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { parseBackendName } from '../src/embedded-mongo/index.js'
+import { DEFAULT_OPTIONS, runBenchmark, type BenchOptions } from './harness.js'
+import { markdownReport, writeResults } from './report.js'
+import { isScenarioName, type ScenarioName } from './scenarios.js'
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' },
+    users: { type: 'string' },
+    scenarios: { type: 'string' },
+    out: { type: 'string' },
+    'cpu-prof': { type: 'string' }
+  }
+})
+const env = process.env
+
+function number (name: string, given: string | undefined, fallback: number, min: number): number {
+  if (given === undefined || given === '') return fallback
+  const value = Number(given)
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min}, got ${given}`)
+  return value
+}
+
+function scenarioList (given: string | undefined): ScenarioName[] | undefined {
+  if (given === undefined || given === '') return undefined
+  return given.split(',').map((name) => {
+    if (!isScenarioName(name)) throw new Error(`unknown scenario ${name}`)
+    return name
+  })
+}
+
+const options: BenchOptions = {
+  backend: parseBackendName(values.backend ?? env['BENCH_BACKEND']),
+  rounds: number('rounds', values.rounds ?? env['BENCH_ROUNDS'], DEFAULT_OPTIONS.rounds, 1),
+  durationSeconds: number('duration', values.duration ?? env['BENCH_DURATION'], DEFAULT_OPTIONS.durationSeconds, 1),
+  warmupSeconds: number('warmup', values.warmup ?? env['BENCH_WARMUP'], DEFAULT_OPTIONS.warmupSeconds, 0),
+  connections: number('connections', values.connections ?? env['BENCH_CONNECTIONS'], DEFAULT_OPTIONS.connections, 1),
+  users: number('users', values.users ?? env['BENCH_USERS'], DEFAULT_OPTIONS.users, 1),
+  scenarios: scenarioList(values.scenarios ?? env['BENCH_SCENARIOS']),
+  cpuProfileDir: values['cpu-prof'] ?? env['BENCH_CPU_PROF']
+}
+const out = values.out ?? env['BENCH_OUT'] ?? join(fileURLToPath(new URL('.', import.meta.url)), 'results')
+
+const result = await runBenchmark(options)
+const written = await writeResults(result, out)
+process.stdout.write(`\n${markdownReport(result)}\nwritten: ${written.json}, ${written.markdown}\n`)
+if (result.failures.length > 0) {
+  process.stderr.write(`\nFAILED: unexpected responses\n${result.failures.map((failure) => `  - ${failure}`).join('\n')}\n`)
+  process.exitCode = 1
+}

@@ -1,0 +1,149 @@
+/**
+ * The servers under test, each started in its own child process (child.ts):
+ *
+ * - ours: the standalone app (src/app.ts) on Fastify, request logging off, log level warn;
+ * - baseline: a bare Fastify route, no auth, no validation, the same store call;
+ * - peer: Express 5 + Mongoose (peer.ts);
+ * - bare: bare Fastify routes answering the rejections with the plugin's own bodies.
+ *
+ * Every server counts database commands per request with a CommandTracer.
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { MongoClient, ObjectId } from 'mongodb'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import app from '../src/app.js'
+import { createPhoneNumberStore } from '../src/assignments/store.js'
+import { createPeerApp } from './peer.js'
+import { CommandTracer } from './tracing.js'
+import { phoneNumbersPath, type AssignBody } from './workload.js'
+
+export const SERVER_KINDS = ['ours', 'baseline', 'peer', 'bare'] as const
+export type ServerKind = typeof SERVER_KINDS[number]
+
+export function isServerKind (value: unknown): value is ServerKind {
+  return typeof value === 'string' && (SERVER_KINDS as readonly string[]).includes(value)
+}
+
+/** A canned answer of the bare route: status and exact body bytes. */
+export interface CannedResponse {
+  status: number
+  body: string
+}
+
+export interface ServerSettings {
+  kind: ServerKind
+  /** Server URI with the benchmark database in its path. */
+  mongodbUri: string
+  jwtSecret: string
+  /** bare only: route prefix (e.g. `/401`) → answer. */
+  canned?: Record<string, CannedResponse> | undefined
+}
+
+export interface RunningServer {
+  port: number
+  tracer: CommandTracer
+  close: () => Promise<void>
+}
+
+/** The URI with `monitorCommands=true` added to its query. */
+export function withCommandMonitoring (uri: string): string {
+  return `${uri}${uri.includes('?') ? '&' : '?'}monitorCommands=true`
+}
+
+function tracedFastify (tracer: CommandTracer, logger: boolean): FastifyInstance {
+  const fastify = Fastify({
+    logger: logger ? { level: 'warn' } : false,
+    disableRequestLogging: true,
+    serverFactory: (handler) => tracer.createServer(handler)
+  })
+  // Root hook, inherited by every child context: the handler runs inside the request's trace.
+  fastify.addHook('preHandler', (request, _reply, done) => tracer.enter(request.raw, done))
+  return fastify
+}
+
+async function listen (fastify: FastifyInstance): Promise<number> {
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  return (fastify.server.address() as AddressInfo).port
+}
+
+async function startOurs (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const fastify = tracedFastify(tracer, true).withTypeProvider<TypeBoxTypeProvider>()
+  // src/app.ts keeps @fastify/mongodb inside its own context: find that context's client.
+  const contexts: FastifyInstance[] = []
+  fastify.addHook('onRegister', (instance) => { contexts.push(instance) })
+  await fastify.register(app, {
+    mongodbUri: withCommandMonitoring(settings.mongodbUri),
+    defaultDatabaseName: 'bench',
+    serverSelectionTimeoutMs: 10_000,
+    phoneNumbers: { auth: { secret: settings.jwtSecret } }
+  })
+  await fastify.ready()
+  const client = contexts.map((context) => (context as { mongo?: { client?: MongoClient } }).mongo?.client).find((found) => found !== undefined)
+  if (client === undefined) throw new Error('src/app.ts registered no @fastify/mongodb client')
+  tracer.watch(client)
+  return { port: await listen(fastify), tracer, close: () => fastify.close() }
+}
+
+async function startBaseline (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const client = new MongoClient(settings.mongodbUri, { monitorCommands: true })
+  await client.connect()
+  tracer.watch(client)
+  const store = createPhoneNumberStore(client.db())
+  const fastify = tracedFastify(tracer, false)
+  fastify.post<{ Params: { organizationId: string }, Body: AssignBody }>(phoneNumbersPath(':organizationId'), async (request, reply) => {
+    const { targetUserId, provider, phoneNumber, isDefault, isInboundEnabled, label } = request.body
+    const result = await store.assign(new ObjectId(request.params.organizationId), new ObjectId(targetUserId), { provider, phoneNumber, isDefault, isInboundEnabled, label })
+    if (result.status !== 'assigned') return await reply.code(result.status === 'conflict' ? 409 : 404).send({ error: result.status })
+    const entry = result.assignment
+    return {
+      success: true,
+      message: `${provider} phone number assigned`,
+      assignment: { userId: targetUserId, ...entry, createdAt: entry.createdAt.toISOString(), updatedAt: entry.updatedAt.toISOString() }
+    }
+  })
+  return {
+    port: await listen(fastify),
+    tracer,
+    close: async () => {
+      await fastify.close()
+      await client.close()
+    }
+  }
+}
+
+async function startPeer (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const peer = await createPeerApp(settings.mongodbUri, settings.jwtSecret, tracer)
+  const server: Server = tracer.createServer(peer.handler)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    tracer,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await peer.close()
+    }
+  }
+}
+
+async function startBare (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const fastify = tracedFastify(tracer, false)
+  for (const [prefix, canned] of Object.entries(settings.canned ?? {})) {
+    fastify.post(phoneNumbersPath(':organizationId', prefix), async (_request, reply) => {
+      return await reply.code(canned.status).type('application/json; charset=utf-8').send(canned.body)
+    })
+  }
+  return { port: await listen(fastify), tracer, close: () => fastify.close() }
+}
+
+export async function startServer (settings: ServerSettings): Promise<RunningServer> {
+  const tracer = new CommandTracer()
+  switch (settings.kind) {
+    case 'ours': return await startOurs(settings, tracer)
+    case 'baseline': return await startBaseline(settings, tracer)
+    case 'peer': return await startPeer(settings, tracer)
+    case 'bare': return await startBare(settings, tracer)
+  }
+}

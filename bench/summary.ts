@@ -1,0 +1,175 @@
+/**
+ * From measured rounds to per-scenario figures, ratios and the target checks.
+ * Throughput and latencies are medians over the rounds; the RSS is the peak
+ * over all rounds; commands are totals over all rounds divided by responses.
+ */
+import type { Result } from 'autocannon'
+import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.js'
+import type { ServerStats } from './tracing.js'
+
+export interface RoundResult {
+  scenario: ScenarioName
+  /** 0: warm-up (not in the summaries). */
+  round: number
+  requestsPerSecond: number
+  latencyMs: { p50: number, p99: number, mean: number, max: number }
+  requests: number
+  non2xx: number
+  /** As seen by autocannon. */
+  statusCodes: Record<string, number>
+  errors: number
+  timeouts: number
+  rssPeakMb: number
+  server: ServerStats
+}
+
+export interface ScenarioSummary {
+  scenario: ScenarioName
+  backend: string
+  rounds: number
+  requestsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  rssPeakMb: number
+  /** Database commands per answered request (mean), by name. */
+  commandsPerRequest: number
+  commandsByName: Record<string, number>
+  /** Most common number of sequential database round trips per request, and the largest seen. */
+  sequentialRoundTrips: { typical: number, max: number }
+  /** Share of requests that needed more round trips than the typical one (CAS retries, pool waits). */
+  requestsAboveTypical: number
+  non2xx: number
+  ratioToBaseline: number | undefined
+  ratioToPeer: number | undefined
+}
+
+export interface TargetCheck {
+  target: string
+  met: boolean
+  detail: string
+}
+
+export function roundResult (scenario: ScenarioName, round: number, result: Result, server: ServerStats, rssPeakBytes: number): RoundResult {
+  const statusCodes: Record<string, number> = {}
+  for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stat.count ?? 0
+  return {
+    scenario,
+    round,
+    requestsPerSecond: result.requests.average,
+    latencyMs: { p50: result.latency.p50, p99: result.latency.p99, mean: result.latency.average, max: result.latency.max },
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    statusCodes,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    rssPeakMb: rssPeakBytes / 2 ** 20,
+    server
+  }
+}
+
+export function median (values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+function addInto (total: Record<string, number>, counts: Record<string, number>): void {
+  for (const [key, count] of Object.entries(counts)) total[key] = (total[key] ?? 0) + count
+}
+
+/** Unexpected answers of one round, as messages. */
+export function roundFailures (round: RoundResult): string[] {
+  const expected = String(SCENARIOS[round.scenario].expectedStatus)
+  const where = `${round.scenario} round ${round.round}`
+  const failures: string[] = []
+  for (const [code, count] of Object.entries(round.statusCodes)) {
+    if (code !== expected && count > 0) failures.push(`${where}: ${count} responses with status ${code} (expected only ${expected})`)
+  }
+  for (const [code, count] of Object.entries(round.server.statusCodes)) {
+    if (code !== expected && count > 0) failures.push(`${where}: the server answered ${count} requests with ${code} (expected only ${expected})`)
+  }
+  if (round.errors > 0) failures.push(`${where}: ${round.errors} connection errors (${round.timeouts} timeouts)`)
+  if (round.requests === 0) failures.push(`${where}: no request completed`)
+  return failures
+}
+
+export function summarize (rounds: readonly RoundResult[], backend: string): { scenarios: ScenarioSummary[], failures: string[] } {
+  const failures = rounds.flatMap(roundFailures)
+  const partial = new Map<ScenarioName, ScenarioSummary>()
+  for (const name of SCENARIO_NAMES) {
+    const mine = rounds.filter((round) => round.scenario === name && round.round > 0)
+    if (mine.length === 0) continue
+    const commandsByName: Record<string, number> = {}
+    const roundTrips: Record<string, number> = {}
+    let responses = 0
+    for (const round of mine) {
+      addInto(commandsByName, round.server.commands)
+      addInto(roundTrips, round.server.roundTrips)
+      responses += round.server.responses
+    }
+    const totalCommands = Object.values(commandsByName).reduce((sum, count) => sum + count, 0)
+    const tripCounts = Object.entries(roundTrips).map(([trips, count]) => [Number(trips), count] as const)
+    const typical = tripCounts.reduce((best, entry) => entry[1] > best[1] ? entry : best, [0, -1] as readonly [number, number])[0]
+    const aboveTypical = tripCounts.filter(([trips]) => trips > typical).reduce((sum, [, count]) => sum + count, 0)
+    for (const key of Object.keys(commandsByName)) commandsByName[key] = commandsByName[key]! / Math.max(responses, 1)
+    partial.set(name, {
+      scenario: name,
+      backend,
+      rounds: mine.length,
+      requestsPerSecond: median(mine.map((round) => round.requestsPerSecond)),
+      p50Ms: median(mine.map((round) => round.latencyMs.p50)),
+      p99Ms: median(mine.map((round) => round.latencyMs.p99)),
+      rssPeakMb: Math.max(...mine.map((round) => round.rssPeakMb)),
+      commandsPerRequest: totalCommands / Math.max(responses, 1),
+      commandsByName,
+      sequentialRoundTrips: { typical, max: Math.max(0, ...tripCounts.map(([trips]) => trips)) },
+      requestsAboveTypical: aboveTypical / Math.max(responses, 1),
+      non2xx: mine.reduce((sum, round) => sum + round.non2xx, 0),
+      ratioToBaseline: undefined,
+      ratioToPeer: undefined
+    })
+  }
+  for (const summary of partial.values()) {
+    const scenario = SCENARIOS[summary.scenario]
+    const baseline = scenario.baseline === undefined ? undefined : partial.get(scenario.baseline)
+    const peer = scenario.peer === undefined ? undefined : partial.get(scenario.peer)
+    summary.ratioToBaseline = baseline === undefined ? undefined : summary.requestsPerSecond / baseline.requestsPerSecond
+    summary.ratioToPeer = peer === undefined ? undefined : summary.requestsPerSecond / peer.requestsPerSecond
+  }
+  return { scenarios: [...partial.values()], failures }
+}
+
+const RSS_LIMIT_MB = 150
+
+export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetCheck[] {
+  const by = new Map(scenarios.map((summary) => [summary.scenario, summary]))
+  const checks: TargetCheck[] = []
+  const ours = by.get('ours')
+  const baseline = by.get('baseline')
+  const peer = by.get('peer')
+  const x = (value: number | undefined): string => value === undefined ? 'n/a' : `${value.toFixed(2)}x`
+  if (ours !== undefined && baseline !== undefined) {
+    checks.push({ target: 'ours >= 0.85x baseline throughput', met: ours.ratioToBaseline! >= 0.85, detail: `${ours.requestsPerSecond.toFixed(0)} vs ${baseline.requestsPerSecond.toFixed(0)} req/s = ${x(ours.ratioToBaseline)}` })
+    checks.push({ target: 'ours p99 <= 2x baseline p99', met: ours.p99Ms <= 2 * baseline.p99Ms, detail: `${ours.p99Ms} vs ${baseline.p99Ms} ms = ${x(ours.p99Ms / baseline.p99Ms)}` })
+  }
+  if (ours !== undefined && peer !== undefined) {
+    checks.push({ target: 'ours > peer throughput', met: ours.requestsPerSecond > peer.requestsPerSecond, detail: `${ours.requestsPerSecond.toFixed(0)} vs ${peer.requestsPerSecond.toFixed(0)} req/s = ${x(ours.ratioToPeer)}` })
+  }
+  for (const kind of ['401', '403', '400'] as const) {
+    const through = by.get(`ours-${kind}`)
+    const bare = by.get(`bare-${kind}`)
+    if (through === undefined || bare === undefined) continue
+    checks.push({ target: `${kind} rejections >= 0.7x bare route`, met: through.ratioToBaseline! >= 0.7, detail: `${through.requestsPerSecond.toFixed(0)} vs ${bare.requestsPerSecond.toFixed(0)} req/s = ${x(through.ratioToBaseline)}` })
+  }
+  if (ours !== undefined) {
+    checks.push({
+      target: 'assign: <= 2 sequential round trips, <= 3 commands',
+      met: ours.sequentialRoundTrips.typical <= 2 && ours.commandsPerRequest <= 3.05,
+      detail: `${ours.sequentialRoundTrips.typical} round trips typical (max ${ours.sequentialRoundTrips.max}, ${(ours.requestsAboveTypical * 100).toFixed(2)}% above), ${ours.commandsPerRequest.toFixed(3)} commands/request (${Object.entries(ours.commandsByName).map(([name, count]) => `${name} ${count.toFixed(3)}`).join(', ')})`
+    })
+    const oursRss = Math.max(...scenarios.filter((summary) => SCENARIOS[summary.scenario].server === 'ours').map((summary) => summary.rssPeakMb))
+    checks.push({ target: `ours RSS under load <= ${RSS_LIMIT_MB} MB`, met: oursRss <= RSS_LIMIT_MB, detail: `peak ${oursRss.toFixed(1)} MB` })
+  }
+  return checks
+}
