@@ -7,6 +7,7 @@ import mongodb from '@fastify/mongodb'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers.js'
 import { GetHealth } from '../schemas/generated/typebox.js'
+import { seedDemoData } from './development.js'
 
 export interface AppOptions {
   mongodbUri: string
@@ -14,6 +15,8 @@ export interface AppOptions {
   defaultDatabaseName: string
   /** Driver: how long an operation waits for a reachable server before failing. */
   serverSelectionTimeoutMs: number
+  /** Add the demo organization and users (embedded development database only). */
+  seedDemoData?: boolean | undefined
   phoneNumbers: Omit<OrgPhoneNumbersOptions, 'db'>
 }
 
@@ -34,6 +37,9 @@ const app: FastifyPluginAsyncTypebox<AppOptions> = async (fastify, options) => {
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMs,
     forceClose: true
   })
+  if (options.seedDemoData === true) {
+    await seedDemoData(fastify.mongo.db!, options.phoneNumbers.usersCollection ?? 'users', options.phoneNumbers.organizationsCollection ?? 'organizations')
+  }
   await fastify.register(orgPhoneNumbers, options.phoneNumbers)
 
   fastify.route({

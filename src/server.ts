@@ -2,17 +2,17 @@
  * The standalone server: read the configuration, find or start the database,
  * build the app, listen, and shut down gracefully on SIGINT/SIGTERM.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import app from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
-import { developmentSecret, seedDemoData, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
+import { developmentSecret, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
 import { startMongo, type RunningMongo } from './embedded-mongo/index.js'
 
-export async function buildServer (config: ServerConfig, mongodbUri: string, jwtSecret: string): Promise<FastifyInstance> {
+async function buildServer (config: ServerConfig, mongodbUri: string, jwtSecret: string, seedDemoData: boolean): Promise<FastifyInstance> {
   const server = Fastify({
     logger: { level: config.logLevel },
-    disableRequestLogging: !config.requestLogging,
+    logController: new LogController({ disableRequestLogging: !config.requestLogging }),
     requestIdHeader: 'x-request-id',
     bodyLimit: config.bodyLimit
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -21,6 +21,7 @@ export async function buildServer (config: ServerConfig, mongodbUri: string, jwt
     mongodbUri,
     defaultDatabaseName: config.defaultDatabaseName,
     serverSelectionTimeoutMs: config.serverSelectionTimeoutMs,
+    seedDemoData,
     phoneNumbers: {
       auth: {
         secret: jwtSecret,
@@ -67,7 +68,7 @@ async function main (): Promise<void> {
   const mongodbUri = config.mongodbUri ?? database!.uri
   const jwtSecret = config.jwtSecret ?? await developmentSecret()
 
-  const server = await buildServer(config, mongodbUri, jwtSecret)
+  const server = await buildServer(config, mongodbUri, jwtSecret, database !== undefined)
   let shuttingDown = false
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) return
@@ -98,7 +99,6 @@ async function main (): Promise<void> {
   }
 
   if (database !== undefined) {
-    await seedDemoData(server.mongo.db!, config.usersCollection, config.organizationsCollection)
     const address = `http://${config.host}:${(server.server.address() as { port: number }).port}`
     server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri }, 'embedded development database')
     const token = await superAdminToken(jwtSecret)
