@@ -12,7 +12,7 @@ import { buildApp } from './fixtures/route-example.js'
 t.setTimeout(180_000)
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const fixtures = ['test/fixtures/client-example.ts', 'test/fixtures/route-example.ts'].map((f) => join(root, f))
+const fixtures = ['test/fixtures/client-example.ts', 'test/fixtures/route-example.ts', 'test/fixtures/plugin-types.ts'].map((f) => join(root, f))
 
 function compilerOptions (): ts.CompilerOptions {
   const configPath = join(root, 'tsconfig.json')
