@@ -2,14 +2,19 @@
  * The harness side of a server child: fork, wait for its port, request/reply
  * over IPC, and sample its resident memory from /proc (IPC as a fallback).
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFile, fork, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { ChildReply, ParentRequest } from './protocol.js'
 import type { ServerSettings } from './servers.js'
 import type { ServerStats } from './tracing.js'
 
 const CHILD_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url))
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+/** Where compileServers() writes the JavaScript the children run. */
+export const COMPILED_DIR = join(ROOT, '.cache', 'bench-dist')
 const READY_TIMEOUT_MS = 60_000
 
 export interface ServerChild {
@@ -28,6 +33,18 @@ export interface ServerChild {
 export interface ForkOptions {
   /** Write a V8 CPU profile of the child into this folder (`node --cpu-prof`). */
   cpuProfileDir?: string | undefined
+  /**
+   * 'compiled': run the JavaScript of compileServers() with plain node, so the
+   * child's RSS is the server's own. 'tsx': run the TypeScript through the tsx
+   * loader (no build step; its loader thread adds some 40 MB of RSS).
+   */
+  runtime?: 'compiled' | 'tsx' | undefined
+}
+
+/** Compiles bench/, src/, plugins/ and schemas/ (bench/tsconfig.json, incremental) into COMPILED_DIR. */
+export async function compileServers (): Promise<void> {
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'bench', 'tsconfig.json')], { cwd: ROOT })
 }
 
 /** VmRSS from /proc/<pid>/status in bytes, or undefined off Linux. */
@@ -42,9 +59,10 @@ export async function procRss (pid: number): Promise<number | undefined> {
 }
 
 export async function forkServer (settings: ServerSettings, options: ForkOptions = {}): Promise<ServerChild> {
-  const execArgv = ['--import', import.meta.resolve('tsx')]
+  const compiled = options.runtime === 'compiled'
+  const execArgv = compiled ? [] : ['--import', import.meta.resolve('tsx')]
   if (options.cpuProfileDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${settings.kind}-${Date.now()}.cpuprofile`)
-  const child: ChildProcess = fork(CHILD_ENTRY, [], {
+  const child: ChildProcess = fork(compiled ? join(COMPILED_DIR, 'bench', 'child.js') : CHILD_ENTRY, [], {
     execArgv,
     env: { ...process.env, BENCH_SERVER_SETTINGS: JSON.stringify(settings) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { MongoClient } from 'mongodb'
 import { mintToken } from '../src/development.js'
 import { startMongo, type MongoBackendName } from '../src/embedded-mongo/index.js'
-import { forkServer, type ServerChild } from './child-process.js'
+import { compileServers, forkServer, type ServerChild } from './child-process.js'
 import { REJECTION_KINDS, SCENARIOS, SCENARIO_NAMES, barePrefix, rejectionRequest, scenarioRequests, type ScenarioName, type Tokens } from './scenarios.js'
 import type { CannedResponse, ServerKind } from './servers.js'
 import { checkTargets, roundResult, summarize, type RoundResult, type ScenarioSummary, type TargetCheck } from './summary.js'
@@ -32,6 +32,8 @@ export interface BenchOptions {
   /** Database to create and drop; default a fresh `bench_<random>`. */
   databaseName?: string | undefined
   cpuProfileDir?: string | undefined
+  /** How the server children run (see ForkOptions); default 'compiled'. */
+  childRuntime?: 'compiled' | 'tsx' | undefined
   log?: ((line: string) => void) | undefined
 }
 
@@ -49,7 +51,7 @@ export interface BenchResult {
   finishedAt: string
   machine: { cpus: number, cpuModel: string, totalMemoryMb: number, node: string, platform: string }
   database: { backend: string, serverVersion: string }
-  settings: { rounds: number, durationSeconds: number, warmupSeconds: number, connections: number, users: number }
+  settings: { rounds: number, durationSeconds: number, warmupSeconds: number, connections: number, users: number, childRuntime: 'compiled' | 'tsx' }
   scenarios: ScenarioSummary[]
   rounds: RoundResult[]
   targets: TargetCheck[]
@@ -88,6 +90,11 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
   // The bare rejection routes copy the plugin's bodies: ours must run to build them.
   if (kinds.has('bare')) kinds.add('ours')
 
+  const runtime = options.childRuntime ?? 'compiled'
+  if (runtime === 'compiled') {
+    log('compiling the servers (bench/tsconfig.json -> .cache/bench-dist)')
+    await compileServers()
+  }
   const mongo = await startMongo({ backend: options.backend, log: (line) => log(`database: ${line}`) })
   const children: ServerChild[] = []
   const client = new MongoClient(databaseUri(mongo.uri, options.databaseName ?? `bench_${randomBytes(4).toString('hex')}`))
@@ -108,7 +115,7 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
 
     const servers = new Map<ServerKind, ServerChild>()
     const start = async (kind: ServerKind, canned?: Record<string, CannedResponse>): Promise<void> => {
-      const child = await forkServer({ kind, mongodbUri, jwtSecret, canned }, { cpuProfileDir: options.cpuProfileDir })
+      const child = await forkServer({ kind, mongodbUri, jwtSecret, canned }, { cpuProfileDir: options.cpuProfileDir, runtime })
       children.push(child)
       servers.set(kind, child)
       log(`${kind} server: pid ${child.pid}, port ${child.port}`)
@@ -172,7 +179,8 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
         durationSeconds: options.durationSeconds,
         warmupSeconds: options.warmupSeconds,
         connections: options.connections,
-        users: options.users
+        users: options.users,
+        childRuntime: runtime
       },
       scenarios,
       rounds,

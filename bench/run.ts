@@ -1,7 +1,8 @@
 /**
  * npm run bench [-- --rounds 3 --duration 5 --warmup 2 --connections 50 --users 200 --scenarios ours,baseline --out bench/results --cpu-prof dir]
  * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri, MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
- * BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_USERS, BENCH_SCENARIOS, BENCH_OUT, BENCH_CPU_PROF.
+ * BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_USERS, BENCH_SCENARIOS, BENCH_OUT, BENCH_CPU_PROF,
+ * BENCH_CHILD_RUNTIME=tsx (run the servers through tsx instead of compiling them first).
  * Exits 1 when a scenario got an unexpected status code or connection errors.
  */
 import { join } from 'node:path'
@@ -50,7 +51,8 @@ const options: BenchOptions = {
   connections: number('connections', values.connections ?? env['BENCH_CONNECTIONS'], DEFAULT_OPTIONS.connections, 1),
   users: number('users', values.users ?? env['BENCH_USERS'], DEFAULT_OPTIONS.users, 1),
   scenarios: scenarioList(values.scenarios ?? env['BENCH_SCENARIOS']),
-  cpuProfileDir: values['cpu-prof'] ?? env['BENCH_CPU_PROF']
+  cpuProfileDir: values['cpu-prof'] ?? env['BENCH_CPU_PROF'],
+  childRuntime: env['BENCH_CHILD_RUNTIME'] === 'tsx' ? 'tsx' : 'compiled'
 }
 const out = values.out ?? env['BENCH_OUT'] ?? join(fileURLToPath(new URL('.', import.meta.url)), 'results')
 

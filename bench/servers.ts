@@ -7,17 +7,20 @@
  * - bare: bare Fastify routes answering the rejections with the plugin's own bodies.
  *
  * Every server counts database commands per request with a CommandTracer.
+ * Each child imports only what its own server needs (its RSS is measured).
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { MongoClient, ObjectId } from 'mongodb'
+import type { MongoClient } from 'mongodb'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import app from '../src/app.js'
-import { createPhoneNumberStore } from '../src/assignments/store.js'
-import { createPeerApp } from './peer.js'
 import { CommandTracer } from './tracing.js'
-import { phoneNumbersPath, type AssignBody } from './workload.js'
+import type { AssignBody } from './workload.js'
+
+// workload.ts's own helper would load the MongoDB driver into every child (the peer uses Mongoose's copy).
+function phoneNumbersPath (organizationId: string, prefix = ''): string {
+  return `${prefix}/api/organizations/${organizationId}/phone-numbers`
+}
 
 export const SERVER_KINDS = ['ours', 'baseline', 'peer', 'bare'] as const
 export type ServerKind = typeof SERVER_KINDS[number]
@@ -69,6 +72,7 @@ async function listen (fastify: FastifyInstance): Promise<number> {
 }
 
 async function startOurs (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const { default: app } = await import('../src/app.js')
   const fastify = tracedFastify(tracer, true).withTypeProvider<TypeBoxTypeProvider>()
   // src/app.ts keeps @fastify/mongodb inside its own context: find that context's client.
   const contexts: FastifyInstance[] = []
@@ -87,6 +91,8 @@ async function startOurs (settings: ServerSettings, tracer: CommandTracer): Prom
 }
 
 async function startBaseline (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const { createPhoneNumberStore } = await import('../src/assignments/store.js')
+  const { MongoClient, ObjectId } = await import('mongodb')
   const client = new MongoClient(settings.mongodbUri, { monitorCommands: true })
   await client.connect()
   tracer.watch(client)
@@ -114,6 +120,7 @@ async function startBaseline (settings: ServerSettings, tracer: CommandTracer): 
 }
 
 async function startPeer (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
+  const { createPeerApp } = await import('./peer.js')
   const peer = await createPeerApp(settings.mongodbUri, settings.jwtSecret, tracer)
   const server: Server = tracer.createServer(peer.handler)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
