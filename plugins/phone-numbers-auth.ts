@@ -70,15 +70,21 @@ export const isSuperAdminRole = (claims: CallerClaims): boolean => claims.role =
 const JWT_NAMESPACE = 'orgPhoneNumbers'
 const JWT_VERIFY = 'orgPhoneNumbersJwtVerify'
 
-type VerifyCaller = (request: FastifyRequest) => Promise<unknown>
+type VerifyCaller = (request: FastifyRequest) => unknown
 
-function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumbersAuthOptions, HostJwtAuthOptions>): VerifyCaller {
+/** The parts of a @fastify/jwt namespace decorator used on the hot path. */
+interface JwtNamespace {
+  lookupToken: (request: FastifyRequest) => string
+  verify: (token: string) => unknown
+}
+
+async function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumbersAuthOptions, HostJwtAuthOptions>): Promise<VerifyCaller> {
   const secret: FastifyJWTOptions['secret'] = 'secret' in auth
     ? auth.secret
     : 'publicKey' in auth
       ? { public: auth.publicKey }
       : async (_request: FastifyRequest, token: TokenOrHeader) => await auth.getKey(token as Parameters<KeyResolverAuthOptions['getKey']>[0])
-  fastify.register(jwt, {
+  await fastify.register(jwt, {
     secret,
     namespace: JWT_NAMESPACE,
     jwtVerify: JWT_VERIFY,
@@ -95,7 +101,15 @@ function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumbersAut
       cache: true
     }
   })
-  return async (request) => await (request as unknown as Record<string, () => Promise<unknown>>)[JWT_VERIFY]!()
+  if ('getKey' in auth) {
+    // The key is resolved per token, asynchronously: @fastify/jwt's request path.
+    return async (request) => await (request as unknown as Record<string, () => Promise<unknown>>)[JWT_VERIFY]!()
+  }
+  // A static key: the namespace's own header lookup and synchronous verifier
+  // (same options, same cache), without the per-request callback chain of
+  // request.jwtVerify(); measurably cheaper on every request, rejections included.
+  const api = (fastify as unknown as { jwt: Record<string, JwtNamespace> }).jwt[JWT_NAMESPACE]!
+  return (request) => api.verify(api.lookupToken(request))
 }
 
 function hostJwtVerify (fastify: FastifyInstance): VerifyCaller {
@@ -111,7 +125,7 @@ function asClaims (payload: unknown): CallerClaims | undefined {
 
 async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbersAuthPluginOptions): Promise<void> {
   const { auth, isSuperAdmin, verifyRoleInDatabase, store } = options
-  const verifyCaller = 'useHostJwt' in auth ? hostJwtVerify(fastify) : registerOwnJwt(fastify, auth)
+  const verifyCaller = 'useHostJwt' in auth ? hostJwtVerify(fastify) : await registerOwnJwt(fastify, auth)
   const roleProjection = { projection: { _id: 0, role: 1, roles: 1 } }
 
   async function callerStillSuperAdmin (claims: CallerClaims): Promise<boolean> {

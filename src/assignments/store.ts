@@ -106,6 +106,11 @@ const CONFLICT = { status: 'conflict' } as const
 const REMOVED = { status: 'removed' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
 
+/** Matches what the write filter matches: an ObjectId of that value (not its hex string). */
+function isSameObjectId (id: ObjectId, value: unknown): boolean {
+  return (value as { _bsontype?: unknown } | null)?._bsontype === 'ObjectId' && id.equals(value as ObjectId)
+}
+
 /** Random pause that grows with the attempt number, so colliding writers spread out. */
 function backoffMs (attempt: number): number {
   return Math.random() * Math.min(50, 2 ** attempt)
@@ -117,11 +122,18 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_STORE_OPTIONS.maxWriteAttempts
   const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
   const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
-  const arrayProjection = { projection: { [field]: 1, [revisionField]: 1 } }
+  const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1 } }
   const serializeByUser = createKeyedSerializer()
 
   function findOrganization (organizationId: ObjectId): Promise<Document | null> {
     return organizations.findOne({ _id: organizationId }, ID_ONLY)
+  }
+
+  // Read by _id alone and compare organizationId here: FerretDB 1.24 pushes
+  // only a bare {_id} filter down to SQLite and scans the collection for any
+  // other. The write below still filters on organizationId.
+  function findUser (userId: ObjectId): Promise<Document | null> {
+    return users.findOne({ _id: userId }, userProjection)
   }
 
   /**
@@ -139,13 +151,13 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       // Both reads are independent: one round trip of latency.
       const [organization, firstRead] = await Promise.all([
         findOrganization(organizationId),
-        users.findOne(userFilter, arrayProjection)
+        findUser(userId)
       ])
       if (organization === null) return ORGANIZATION_NOT_FOUND
 
       let user = firstRead
       for (let attempt = 1; ; attempt++) {
-        if (user === null) return USER_NOT_FOUND
+        if (user === null || !isSameObjectId(organizationId, user['organizationId'])) return USER_NOT_FOUND
         const { next, outcome } = change(readAssignments(user[field]))
         if (next === undefined) return outcome
 
@@ -161,7 +173,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
         if (attempt >= maxWriteAttempts) return CONFLICT
 
         await sleep(backoffMs(attempt))
-        user = await users.findOne(userFilter, arrayProjection)
+        user = await findUser(userId)
       }
     })
   }
