@@ -161,9 +161,12 @@ export async function startServer (env: Record<string, string | undefined>, star
   const deadline = Date.now() + startTimeoutMs
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${stderr.join('').slice(-2000)} ${JSON.stringify(logs.slice(-5))}`)
-    if (logs.some((line) => typeof line['msg'] === 'string' && line['msg'].startsWith('Server listening'))) return server
+    try {
+      await call(server.base, 'GET', '/health', { timeoutMs: 5000 })
+      return server // any HTTP answer: it listens
+    } catch { /* not yet */ }
     if (Date.now() > deadline) throw new Error(`server did not listen within ${startTimeoutMs} ms`)
-    await sleep(50)
+    await sleep(100)
   }
 }
 
