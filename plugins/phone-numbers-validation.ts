@@ -8,8 +8,14 @@
  *   true for bodies too, which the contract forbids. One Ajv per context,
  *   every schema compiled once at startup.
  */
-import { Ajv } from 'ajv'
+import { Ajv, type ErrorObject } from 'ajv'
 import type { FastifyInstance } from 'fastify'
+import { ValidationError } from '../src/errors.js'
+
+/** Fastify's default wording (`body/phoneNumber must match …`), built without a stack trace. */
+function formatValidationErrors (errors: ErrorObject[], part: string): Error {
+  return new ValidationError(errors.map((error) => `${part}${error.instancePath} ${error.message ?? 'is invalid'}`).join(', '))
+}
 
 export function useStrictJsonBodies (fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers()
@@ -17,4 +23,5 @@ export function useStrictJsonBodies (fastify: FastifyInstance): void {
 
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: true })
   fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))
+  fastify.setSchemaErrorFormatter((errors, part) => formatValidationErrors(errors as ErrorObject[], part))
 }
