@@ -98,7 +98,8 @@ const args = [
 ]
 log(`schemathesis ${SCHEMATHESIS_VERSION}: ${maxExamples} examples per operation, ${maxTimeS} s budget, seed ${seed}, checks ${checks.join(', ')}`)
 const started = Date.now()
-const child = spawn(SCHEMATHESIS, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+// cwd in the git-ignored report folder: schemathesis writes its .schemathesis/ cache there.
+const child = spawn(SCHEMATHESIS, args, { cwd: reportDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
 let output = ''
 child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); process.stdout.write(chunk) })
 child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); process.stderr.write(chunk) })
