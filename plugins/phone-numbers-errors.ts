@@ -47,3 +47,17 @@ export function replyWithContractError (error: FastifyError, request: FastifyReq
       : `The request could not be completed (request id ${request.id})`
   })
 }
+
+/**
+ * For Fastify's `frameworkErrors` server option. The router rejects some URLs
+ * (a path parameter over `maxParamLength`, a broken percent-escape) before any
+ * route or plugin runs, so no encapsulated error handler sees them; this
+ * answers those in the contract's shape: 400 `{ error, details }`.
+ */
+export function replyToFrameworkError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    reply.code(400).send({ error: ERROR_TITLES[400], details: error.message })
+    return
+  }
+  replyWithContractError(error, request, reply)
+}

@@ -25,6 +25,7 @@ export { createPhoneNumberStore } from '../src/assignments/store.js'
 export type { PhoneNumberStore, PhoneNumberStoreOptions, AssignResult, RemoveResult, ListResult, ListedAssignment, AssignmentHolder } from '../src/assignments/store.js'
 export type { StoredAssignment, AssignmentInput, AssignmentKey, Provider } from '../src/assignments/model.js'
 export * from '../src/errors.js'
+export { replyToFrameworkError } from './phone-numbers-errors.js'
 
 export interface OrgPhoneNumbersOptions {
   /** How callers authenticate. Required. */

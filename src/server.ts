@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { replyToFrameworkError } from '../plugins/phone-numbers-errors.js'
 import app from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
 import { developmentSecret, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
@@ -14,7 +15,9 @@ async function buildServer (config: ServerConfig, mongodbUri: string, jwtSecret:
     logger: { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: !config.requestLogging }),
     requestIdHeader: 'x-request-id',
-    bodyLimit: config.bodyLimit
+    bodyLimit: config.bodyLimit,
+    // URLs the router refuses before any route runs still answer { error, details }.
+    frameworkErrors: replyToFrameworkError
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   await server.register(app, {
