@@ -5,6 +5,11 @@ import { build, FERRETDB_NON_ATOMIC_UPDATES, phoneNumbersUrl } from './helper.js
 
 const PARALLEL = 25
 
+// Assertions that race the store against another writer on the same document
+// always run; on FerretDB 1.24 their failures are reported as TODO (the
+// backend's defect, see FERRETDB_NON_ATOMIC_UPDATES), elsewhere they must pass.
+const backendDefect = { todo: FERRETDB_NON_ATOMIC_UPDATES }
+
 t.test(`${PARALLEL} parallel assigns on one user lose no update and leave one default per provider`, async (t) => {
   const { app, fixture, headers, phoneNumbersOf } = await build(t, { maxWriteAttempts: 50 })
   const providers = ['twilio', 'sinch', 'textgrid']
@@ -44,7 +49,7 @@ t.test('parallel assigns and removals interleaved: the final state matches the s
   t.same(stored.map((entry) => entry.phoneNumber).sort(), numbers.slice(5), 'removed ones gone, added ones present, nothing resurrected')
 })
 
-t.test('bounded retries: a compare-and-swap that keeps losing answers conflict and writes nothing', { todo: FERRETDB_NON_ATOMIC_UPDATES }, async (t) => {
+t.test('bounded retries: a compare-and-swap that keeps losing answers conflict and writes nothing', async (t) => {
   const { db, fixture } = await build(t)
   // maxWriteAttempts 1: a single lost race is final, so the conflict path is reachable.
   const store = createPhoneNumberStore(db, { maxWriteAttempts: 1 })
@@ -64,17 +69,17 @@ t.test('bounded retries: a compare-and-swap that keeps losing answers conflict a
       .some((entry) => entry.phoneNumber === phoneNumber)
     if (result.status === 'conflict') {
       conflicts++
-      t.notOk(held, `round ${round}: conflict wrote nothing`)
+      t.notOk(held, `round ${round}: conflict wrote nothing`, backendDefect)
     } else {
       assigned++
-      t.equal(result.status, 'assigned')
-      t.ok(held, `round ${round}: assigned is stored`)
+      t.equal(result.status, 'assigned', `round ${round}: assigned`, backendDefect)
+      t.ok(held, `round ${round}: assigned is stored`, backendDefect)
     }
   }
-  t.ok(conflicts >= 1, `the conflict path was exercised (${conflicts} conflicts, ${assigned} assigned)`)
+  t.ok(conflicts >= 1, `the conflict path was exercised (${conflicts} conflicts, ${assigned} assigned)`, backendDefect)
 })
 
-t.test('409 answer shape', { todo: FERRETDB_NON_ATOMIC_UPDATES }, async (t) => {
+t.test('409 answer shape', async (t) => {
   const { app, fixture, headers, db } = await build(t, { maxWriteAttempts: 1 })
   const users = db.collection('users')
   const userId = new ObjectId(fixture.userId)
@@ -86,15 +91,15 @@ t.test('409 answer shape', { todo: FERRETDB_NON_ATOMIC_UPDATES }, async (t) => {
     ])
     if (response.statusCode === 409) {
       seen = true
-      t.same(response.json(), { error: 'Conflict', details: "The user's phone numbers kept changing concurrently; nothing was written, retry the request" })
+      t.same(response.json(), { error: 'Conflict', details: "The user's phone numbers kept changing concurrently; nothing was written, retry the request" }, '409 body', backendDefect)
     } else {
-      t.equal(response.statusCode, 200)
+      t.equal(response.statusCode, 200, `round ${round}: 200`, backendDefect)
     }
   }
-  t.ok(seen, 'a 409 was answered')
+  t.ok(seen, 'a 409 was answered', backendDefect)
 })
 
-t.test('org-move race: a user moved out of the organization mid-request is never modified', { todo: FERRETDB_NON_ATOMIC_UPDATES }, async (t) => {
+t.test('org-move race: a user moved out of the organization mid-request is never modified', async (t) => {
   const { db, fixture } = await build(t)
   const store = createPhoneNumberStore(db, { maxWriteAttempts: 50 })
   const users = db.collection('users')
@@ -118,11 +123,11 @@ t.test('org-move race: a user moved out of the organization mid-request is never
     const finalDocument = await users.findOne({ _id: userId })
     if (result.status === 'assigned') {
       assignedBeforeMove++
-      t.ok(heldBeforeMove, `round ${round}: a successful assign was written while the user was still in the org`)
+      t.ok(heldBeforeMove, `round ${round}: a successful assign was written while the user was still in the org`, backendDefect)
     } else {
       refused++
-      t.equal(result.status, 'user-not-found', `round ${round}`)
-      t.notOk(finalDocument?.['phoneNumbers'], `round ${round}: refused assign wrote nothing`)
+      t.equal(result.status, 'user-not-found', `round ${round}`, backendDefect)
+      t.notOk(finalDocument?.['phoneNumbers'], `round ${round}: refused assign wrote nothing`, backendDefect)
     }
   }
   t.equal(assignedBeforeMove + refused, ROUNDS)
