@@ -18,9 +18,10 @@ export const TEST_BACKEND = process.env['TEST_MONGO_BACKEND_NAME']
  * each whole document by _id without re-checking the filter, so two writers on
  * one document from different connections can undo each other (measured: 30
  * parallel compare-and-swap updates on one revision, several "win"). The store
- * queues its own writes per user, which keeps a single server correct; tests
- * that race the store against an outside writer run there as todo: they still
- * run and show their failures, but the defect is the backend's.
+ * queues its own writes per user, which keeps a single server correct. Tests
+ * that race the store against an outside writer still run there, with this
+ * reason as the `todo` of their assertions: failures show as TODO, because the
+ * defect is the backend's.
  */
 export const FERRETDB_NON_ATOMIC_UPDATES = TEST_BACKEND === 'ferretdb'
   ? 'FerretDB 1.24 (SQLite) does not apply an update filter atomically with its write'
