@@ -3,9 +3,8 @@ import { cp, mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './free-port.js'
 import { cacheDir, freshDataDir } from './paths.js'
-import { waitUntilReady } from './probe.js'
 import { runCommand } from './run-command.js'
-import { spawnServer } from './server-process.js'
+import { spawnServer, whenReady } from './server-process.js'
 import type { Log, RunningMongo } from './types.js'
 
 // 1.x is the last line with the embedded SQLite handler; 2.x needs PostgreSQL with DocumentDB.
@@ -72,12 +71,5 @@ export async function startFerretdb (log: Log): Promise<RunningMongo> {
     '--debug-addr=-', // "-" turns the HTTP debug/metrics listener off, so it can't clash on 8088
     '--log-level=error',
   ], dir)
-  const uri = `mongodb://127.0.0.1:${port}/`
-  try {
-    const serverVersion = await waitUntilReady(uri, server.exitReason, 30_000)
-    return { uri, backend: 'ferretdb', serverVersion, stop: server.stop }
-  } catch (error) {
-    await server.stop()
-    throw error
-  }
+  return await whenReady(server, 'ferretdb', port)
 }

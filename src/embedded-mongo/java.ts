@@ -3,9 +3,8 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from './free-port.js'
 import { cacheDir, freshDataDir, javaSourceDir } from './paths.js'
-import { waitUntilReady } from './probe.js'
 import { runCommand } from './run-command.js'
-import { spawnServer } from './server-process.js'
+import { spawnServer, whenReady } from './server-process.js'
 import type { Log, RunningMongo } from './types.js'
 
 const MAIN_CLASS = 'EmbeddedMongoJavaServer'
@@ -63,12 +62,5 @@ export async function startJavaServer (log: Log): Promise<RunningMongo> {
     '-cp', `${libDir()}/*:${classesDir()}`,
     MAIN_CLASS, '127.0.0.1', String(port),
   ], dir)
-  const uri = `mongodb://127.0.0.1:${port}/`
-  try {
-    const serverVersion = await waitUntilReady(uri, server.exitReason, 30_000)
-    return { uri, backend: 'java', serverVersion, stop: server.stop }
-  } catch (error) {
-    await server.stop()
-    throw error
-  }
+  return await whenReady(server, 'java', port)
 }

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process'
 import { rm } from 'node:fs/promises'
+import { waitUntilReady } from './probe.js'
 import { guardProcess } from './process-guard.js'
+import type { LocalBackendName, RunningMongo } from './types.js'
 import { unref } from './unref.js'
 
 export interface ServerProcess {
@@ -70,5 +72,17 @@ export function spawnServer (command: string, args: readonly string[], dir: stri
       })()
       return stopping
     },
+  }
+}
+
+/** Waits until the spawned server on `port` answers; a server that never does is stopped. */
+export async function whenReady (server: ServerProcess, backend: LocalBackendName, port: number): Promise<RunningMongo> {
+  const uri = `mongodb://127.0.0.1:${port}/`
+  try {
+    const serverVersion = await waitUntilReady(uri, server.exitReason, 30_000)
+    return { uri, backend, serverVersion, stop: server.stop }
+  } catch (error) {
+    await server.stop()
+    throw error
   }
 }
