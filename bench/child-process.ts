@@ -58,26 +58,13 @@ export async function procRss (pid: number): Promise<number | undefined> {
   }
 }
 
-/**
- * The child's environment without a test runner's coverage hooks: a server
- * under measurement must not pay for coverage, and its code (compiled
- * differently, by tsc or tsx) would garble the runner's merged report.
- */
-function serverEnv (settings: ServerSettings): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_SERVER_SETTINGS: JSON.stringify(settings) }
-  for (const name of Object.keys(env)) {
-    if (name === 'NODE_V8_COVERAGE' || name === 'NODE_OPTIONS' || name.startsWith('_TAPJS') || name.startsWith('TAP_')) delete env[name]
-  }
-  return env
-}
-
 export async function forkServer (settings: ServerSettings, options: ForkOptions = {}): Promise<ServerChild> {
   const compiled = options.runtime === 'compiled'
   const execArgv = compiled ? [] : ['--import', import.meta.resolve('tsx')]
   if (options.cpuProfileDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${settings.kind}-${Date.now()}.cpuprofile`)
   const child: ChildProcess = fork(compiled ? join(COMPILED_DIR, 'bench', 'child.js') : CHILD_ENTRY, [], {
     execArgv,
-    env: serverEnv(settings),
+    env: { ...process.env, BENCH_SERVER_SETTINGS: JSON.stringify(settings) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const pending = new Map<number, (reply: ChildReply) => void>()

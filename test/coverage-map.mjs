@@ -1,8 +1,9 @@
 // tap coverage map: which source files each test file's coverage counts for.
 // Tests that start server processes (tsx, or compiled bench children) report
 // those files from differently compiled code, and merging that with the
-// in-process runs garbles the report; they count only for what they test in
-// their own process.
+// in-process runs garbles the report. tap instruments every child process it
+// sees (stripping the environment does not stop it), so those tests count
+// only for what they test in their own process.
 const ALL = ['plugins/**/*.ts', 'src/**/*.ts', 'schemas/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts']
 
 const ONLY = {
