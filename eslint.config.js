@@ -1,5 +1,18 @@
 import neostandard from 'neostandard'
 
+// Dependencies run one way: standalone app → plugin (public entry) → domain → schemas.
+// The development database is for the server's entry, tests and tools only.
+// Each folder below lists what it must not import; a wrong import fails `npm run lint`.
+const TOOLING = { group: ['**/test/**', '**/bench/**', '**/scripts/**'], message: 'Shipped code never imports tests, benchmarks or scripts.' }
+const EMBEDDED_MONGO = { group: ['**/embedded-mongo/**'], message: 'The development database is imported only by src/standalone/server.ts, tests and tools.' }
+const FASTIFY = { group: ['fastify', 'fastify-plugin', '@fastify/*'], message: 'The domain knows nothing of Fastify or HTTP: return a discriminated result and let the plugin map it.' }
+
+const PLUGIN_ENTRY_ONLY = { regex: '(^|/)(plugins/(?!phone-numbers/index\\.js$)|src/domain/)', message: 'The app uses the plugin through its public entry, plugins/phone-numbers/index.js.' }
+
+function forbid (...patterns) {
+  return { 'no-restricted-imports': ['error', { patterns }] }
+}
+
 export default [
   ...neostandard({
     ts: true,
@@ -10,4 +23,42 @@ export default [
       'schemas/generated/openapi-types.ts',
     ],
   }),
+  {
+    files: ['schemas/**/*.ts'],
+    rules: forbid(TOOLING, EMBEDDED_MONGO,
+      { group: ['**/src/**', '**/plugins/**', 'fastify', 'mongodb', '@fastify/*'], message: 'schemas/ is the contract: it depends on nothing but TypeBox.' }),
+  },
+  {
+    files: ['src/domain/**/*.ts'],
+    rules: {
+      ...forbid(TOOLING, EMBEDDED_MONGO, FASTIFY,
+        { group: ['**/plugins/**', '**/standalone/**'], message: 'The domain never imports the plugin or the app.' }),
+      'no-restricted-syntax': ['error', {
+        selector: 'Literal[value>=400][value<=599]',
+        message: 'HTTP status codes belong to the plugin; the domain returns a discriminated result.',
+      }],
+    },
+  },
+  {
+    files: ['plugins/**/*.ts'],
+    rules: forbid(TOOLING, EMBEDDED_MONGO,
+      { regex: '(^|/)src/(?!domain/)', message: 'The plugin imports only the domain (src/domain/) and schemas/.' },
+      { group: ['@fastify/mongodb'], message: 'The plugin takes a Db; @fastify/mongodb belongs to the standalone app.' }),
+  },
+  {
+    files: ['src/standalone/**/*.ts'],
+    ignores: ['src/standalone/server.ts'],
+    rules: forbid(TOOLING, EMBEDDED_MONGO,
+      PLUGIN_ENTRY_ONLY),
+  },
+  {
+    files: ['src/standalone/server.ts'],
+    rules: forbid(TOOLING,
+      PLUGIN_ENTRY_ONLY),
+  },
+  {
+    files: ['src/embedded-mongo/**/*.ts'],
+    rules: forbid(TOOLING, FASTIFY,
+      { group: ['**/plugins/**', '**/domain/**', '**/standalone/**'], message: 'The development database knows nothing of the app.' }),
+  },
 ]

@@ -1,7 +1,7 @@
 /**
  * The servers under test, each started in its own child process (child.ts):
  *
- * - ours: the standalone app (src/app.ts) on Fastify, request logging off, log level warn;
+ * - ours: the standalone app (src/standalone/app.ts) on Fastify, request logging off, log level warn;
  * - baseline: a bare Fastify route, no auth, no validation, the same store call;
  * - peer: Express 5 + Mongoose (peer.ts);
  * - bare: bare Fastify routes answering the rejections with the plugin's own bodies.
@@ -72,9 +72,9 @@ async function listen (fastify: FastifyInstance): Promise<number> {
 }
 
 async function startOurs (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
-  const { default: app } = await import('../src/app.js')
+  const { default: app } = await import('../src/standalone/app.js')
   const fastify = tracedFastify(tracer, true).withTypeProvider<TypeBoxTypeProvider>()
-  // src/app.ts keeps @fastify/mongodb inside its own context: find that context's client.
+  // src/standalone/app.ts keeps @fastify/mongodb inside its own context: find that context's client.
   const contexts: FastifyInstance[] = []
   fastify.addHook('onRegister', (instance) => { contexts.push(instance) })
   await fastify.register(app, {
@@ -85,13 +85,13 @@ async function startOurs (settings: ServerSettings, tracer: CommandTracer): Prom
   })
   await fastify.ready()
   const client = contexts.map((context) => (context as { mongo?: { client?: MongoClient } }).mongo?.client).find((found) => found !== undefined)
-  if (client === undefined) throw new Error('src/app.ts registered no @fastify/mongodb client')
+  if (client === undefined) throw new Error('src/standalone/app.ts registered no @fastify/mongodb client')
   tracer.watch(client)
   return { port: await listen(fastify), tracer, close: () => fastify.close() }
 }
 
 async function startBaseline (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
-  const { createPhoneNumberStore } = await import('../src/assignments/store.js')
+  const { createPhoneNumberStore } = await import('../src/domain/store.js')
   const { MongoClient, ObjectId } = await import('mongodb')
   const client = new MongoClient(settings.mongodbUri, { monitorCommands: true })
   await client.connect()

@@ -7,8 +7,8 @@
 const ALL = ['plugins/**/*.ts', 'src/**/*.ts', 'schemas/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts']
 
 const ONLY = {
-  'test/bench-smoke.test.ts': ['bench/**/*.ts'],
-  'test/server.test.ts': ['src/config.ts'],
+  'test/standalone/bench-smoke.test.ts': ['bench/**/*.ts'],
+  'test/standalone/server.test.ts': ['src/standalone/config.ts'],
   'test/reliability/standalone-contract.test.ts': null
 }
 

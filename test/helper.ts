@@ -7,7 +7,7 @@ import jwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { ObjectId, type Db, type MongoClient } from 'mongodb'
 import type { Test } from 'tap'
-import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers.js'
+import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers/index.js'
 import { createTestDatabase } from './helper-database.js'
 
 /** Backend the test runner started (scripts/run-tests.ts). */

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { ObjectId } from 'mongodb'
 import { join } from 'node:path'
-import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, mintToken, seedDemoData } from '../../src/development.js'
+import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, mintToken, seedDemoData } from '../../src/standalone/development.js'
 import { JWT_SECRET, ROOT, createFerret, envNumber, exited, finish, log, startServer, withDb } from './lib.js'
 
 export const SCHEMATHESIS_VERSION = '4.32.5'

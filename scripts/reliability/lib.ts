@@ -16,7 +16,7 @@ import { MongoClient, ObjectId, type Db } from 'mongodb'
 import { ensureFerretdb } from '../../src/embedded-mongo/ferretdb.js'
 import { freePort } from '../../src/embedded-mongo/free-port.js'
 import { readServerVersion } from '../../src/embedded-mongo/probe.js'
-import { mintToken } from '../../src/development.js'
+import { mintToken } from '../../src/standalone/development.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const JWT_SECRET = 'reliability-secret-that-is-at-least-32-characters'
@@ -128,7 +128,7 @@ export interface ServerProcess {
 }
 
 /**
- * Runs src/server.ts with node + tsx's loader: one process, so signals reach
+ * Runs src/standalone/server.ts with node + tsx's loader: one process, so signals reach
  * the server itself (not npx or a tsx wrapper). Resolves once it listens.
  */
 export async function startServer (env: Record<string, string | undefined>, startTimeoutMs = 90_000): Promise<ServerProcess> {
@@ -139,7 +139,7 @@ export async function startServer (env: Record<string, string | undefined>, star
     if (value === undefined) delete childEnv[key]
     else childEnv[key] = value
   }
-  const child = track(spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'server.ts')], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'standalone', 'server.ts')], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] }))
   const logs: Array<Record<string, unknown>> = []
   const stderr: string[] = []
   let pending = ''

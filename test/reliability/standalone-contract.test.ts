@@ -1,6 +1,6 @@
 /**
  * Regressions from the schemathesis run (scripts/reliability/fuzz.ts) against
- * the standalone server, reproduced on the real process (src/server.ts),
+ * the standalone server, reproduced on the real process (src/standalone/server.ts),
  * because the failing answers come from Fastify's router, before any route
  * or the plugin's error handler runs.
  */
@@ -29,7 +29,7 @@ t.test('the standalone server answers overlong and undecodable path parameters w
   // (tap's coverage of this child is kept out of the report by test/coverage-map.mjs.)
   const env: NodeJS.ProcessEnv = { ...process.env }
   Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', MONGODB_URI: uriForDatabase(uniqueDatabaseName(), testServerUri()), JWT_SECRET: secret, LOG_LEVEL: 'silent' })
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'server.ts')], { cwd: root, env, stdio: 'ignore' })
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'standalone', 'server.ts')], { cwd: root, env, stdio: 'ignore' })
   t.teardown(async () => {
     if (child.exitCode === null) {
       const gone = new Promise((resolve) => child.once('exit', resolve))

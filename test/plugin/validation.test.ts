@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, phoneNumbersUrl } from './helper.js'
+import { build, phoneNumbersUrl } from '../helper.js'
 
 const valid = { provider: 'twilio', phoneNumber: '+14165550102' }
 

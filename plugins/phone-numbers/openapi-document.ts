@@ -3,8 +3,8 @@
  * /openapi.json the same document as JSON. Both bodies are built once.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { openapiDocument, openapiYaml } from '../schemas/generated/openapi-document.js'
-import { GetOpenapiJson, GetOpenapiYaml } from '../schemas/generated/typebox.js'
+import { openapiDocument, openapiYaml } from '../../schemas/generated/openapi-document.js'
+import { GetOpenapiJson, GetOpenapiYaml } from '../../schemas/generated/typebox.js'
 
 const openapiJson = JSON.stringify(openapiDocument)
 const asIs = (payload: unknown): string => payload as string

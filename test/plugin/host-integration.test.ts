@@ -8,9 +8,9 @@ import mongodb from '@fastify/mongodb'
 import Fastify, { type FastifyInstance, type InjectOptions } from 'fastify'
 import { ObjectId } from 'mongodb'
 import t from 'tap'
-import orgPhoneNumbers from '../plugins/phone-numbers.js'
-import { createTestDatabase, uriForDatabase } from './helper-database.js'
-import { createSigner, seedFixture, TEST_SECRET, type Fixture } from './helper.js'
+import orgPhoneNumbers from '../../plugins/phone-numbers/index.js'
+import { createTestDatabase, uriForDatabase } from '../helper-database.js'
+import { createSigner, seedFixture, TEST_SECRET, type Fixture } from '../helper.js'
 
 const HOST_SECRET = 'host-secret-host-secret-host-secret-host'
 

@@ -4,8 +4,8 @@
  */
 import t from 'tap'
 import { MongoClient, MongoServerError, type ObjectId } from 'mongodb'
-import { startMongo, type MongoBackendName } from '../src/embedded-mongo/index.js'
-import { createTestDatabase, testServerUri, uniqueDatabaseName, uriForDatabase } from './helper-database.js'
+import { startMongo, type MongoBackendName } from '../../src/embedded-mongo/index.js'
+import { createTestDatabase, testServerUri, uniqueDatabaseName, uriForDatabase } from '../helper-database.js'
 
 interface PhoneNumber {
   provider: string

@@ -10,15 +10,15 @@ import {
   GetOrganizationsPhoneNumbers,
   PostOrganizationsPhoneNumbers,
   type PhoneNumberAssignment
-} from '../schemas/generated/typebox.js'
-import type { StoredAssignment } from '../src/assignments/model.js'
-import type { AssignResult, PhoneNumberStore, RemoveResult } from '../src/assignments/store.js'
+} from '../../schemas/generated/typebox.js'
+import type { StoredAssignment } from '../../src/domain/assignments.js'
+import type { AssignResult, PhoneNumberStore, RemoveResult } from '../../src/domain/store.js'
 import {
   AssignmentNotFoundError,
   ConcurrentUpdateError,
   OrganizationNotFoundError,
   UserNotInOrganizationError
-} from '../src/errors.js'
+} from './errors.js'
 
 export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore

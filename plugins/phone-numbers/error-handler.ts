@@ -4,7 +4,7 @@
  * error handler is untouched because this one is set on a child context.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { ERROR_TITLES, NOT_FOUND_TITLES } from '../src/errors.js'
+import { ERROR_TITLES, NOT_FOUND_TITLES } from './errors.js'
 
 // Matched by name rather than instanceof: a host may inject a Db from its own
 // copy of the driver, whose classes are not ours.

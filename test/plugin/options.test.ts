@@ -1,8 +1,8 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers.js'
-import { createTestDatabase } from './helper-database.js'
-import { TEST_SECRET } from './helper.js'
+import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../../plugins/phone-numbers/index.js'
+import { createTestDatabase } from '../helper-database.js'
+import { TEST_SECRET } from '../helper.js'
 
 t.test('options are checked at registration, with a message that says what to change', async (t) => {
   const { db } = await createTestDatabase(t)

@@ -16,7 +16,7 @@
  * FerretDB 1.24 (SQLite) does not evaluate an update's filter atomically with
  * its write (measured: 30 parallel CAS updates on one revision, several
  * "win"), so within one process the writes to one user are also queued
- * (keyed-serializer.ts). That makes a single server correct on every backend
+ * (per-key-queue.ts). That makes a single server correct on every backend
  * and spares MongoDB the retry storms of a hot user; across several server
  * processes the CAS alone protects, which needs a backend with atomic
  * single-document updates (MongoDB, mongo-java-server).
@@ -26,7 +26,7 @@
  */
 import type { Collection, Db, Document, ObjectId } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createKeyedSerializer } from './keyed-serializer.js'
+import { createKeyedSerializer } from './per-key-queue.js'
 import {
   readAssignments,
   removeAssignment,
@@ -35,7 +35,7 @@ import {
   type AssignmentKey,
   type Provider,
   type StoredAssignment
-} from './model.js'
+} from './assignments.js'
 
 export interface PhoneNumberStoreOptions {
   /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */

@@ -2,7 +2,7 @@ import jwt from '@fastify/jwt'
 import Fastify from 'fastify'
 import { createHmac, generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
-import { build, phoneNumbersUrl, TEST_SECRET } from './helper.js'
+import { build, phoneNumbersUrl, TEST_SECRET } from '../helper.js'
 
 const base64url = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)

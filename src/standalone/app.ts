@@ -1,12 +1,12 @@
 /**
  * The standalone application as a plugin: the database connection, the
- * phone-number plugin and a health check. src/server.ts only creates the
+ * phone-number plugin and a health check. src/standalone/server.ts only creates the
  * Fastify instance, listens and shuts down.
  */
 import mongodb from '@fastify/mongodb'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers.js'
-import { GetHealth } from '../schemas/generated/typebox.js'
+import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../../plugins/phone-numbers/index.js'
+import { GetHealth } from '../../schemas/generated/typebox.js'
 import { seedDemoData } from './development.js'
 
 export interface AppOptions {

@@ -10,7 +10,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv'
 import type { FastifyInstance } from 'fastify'
-import { ValidationError } from '../src/errors.js'
+import { ValidationError } from './errors.js'
 
 /** Fastify's default wording (`body/phoneNumber must match …`), built without a stack trace. */
 function formatValidationErrors (errors: ErrorObject[], part: string): Error {

@@ -4,11 +4,11 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { replyToFrameworkError } from '../plugins/phone-numbers-errors.js'
+import { replyToFrameworkError } from '../../plugins/phone-numbers/index.js'
 import app from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
 import { developmentSecret, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
-import { startMongo, type RunningMongo } from './embedded-mongo/index.js'
+import { startMongo, type RunningMongo } from '../embedded-mongo/index.js'
 
 async function buildServer (config: ServerConfig, mongodbUri: string, jwtSecret: string, seedDemoData: boolean): Promise<FastifyInstance> {
   const server = Fastify({

@@ -6,11 +6,11 @@
  */
 import Fastify, { type RouteOptions } from 'fastify'
 import t from 'tap'
-import { operations } from '../schemas/generated/typebox.js'
-import { openapiDocument } from '../schemas/generated/openapi-document.js'
-import app from '../src/app.js'
-import { uniqueDatabaseName, uriForDatabase } from './helper-database.js'
-import { TEST_SECRET } from './helper.js'
+import { operations } from '../../schemas/generated/typebox.js'
+import { openapiDocument } from '../../schemas/generated/openapi-document.js'
+import app from '../../src/standalone/app.js'
+import { uniqueDatabaseName, uriForDatabase } from '../helper-database.js'
+import { TEST_SECRET } from '../helper.js'
 
 const HTTP_METHODS = ['get', 'post', 'put', 'patch', 'delete', 'head', 'options']
 const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value ?? null))

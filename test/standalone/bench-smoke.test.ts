@@ -7,12 +7,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { runBenchmark } from '../bench/harness.js'
-import { markdownReport, writeResults } from '../bench/report.js'
-import { SCENARIO_NAMES } from '../bench/scenarios.js'
-import { median, roundFailures, type RoundResult } from '../bench/summary.js'
-import { emptyStats, sequentialRoundTrips } from '../bench/tracing.js'
-import { uniqueDatabaseName } from './helper-database.js'
+import { runBenchmark } from '../../bench/harness.js'
+import { markdownReport, writeResults } from '../../bench/report.js'
+import { SCENARIO_NAMES } from '../../bench/scenarios.js'
+import { median, roundFailures, type RoundResult } from '../../bench/summary.js'
+import { emptyStats, sequentialRoundTrips } from '../../bench/tracing.js'
+import { uniqueDatabaseName } from '../helper-database.js'
 
 t.test('sequential round trips group overlapping commands', async (t) => {
   t.equal(sequentialRoundTrips([]), 0)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MongoClient, ObjectId } from 'mongodb'
-import { build, phoneNumbersUrl, type Built } from './helper.js'
-import { uriForDatabase } from './helper-database.js'
+import { build, phoneNumbersUrl, type Built } from '../helper.js'
+import { uriForDatabase } from '../helper-database.js'
 
 async function assign (built: Built, userId: string, provider: string, phoneNumber: string, extra: Record<string, unknown> = {}): Promise<void> {
   const response = await built.app.inject({

@@ -11,8 +11,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Value } from '@sinclair/typebox/value'
 import { test } from 'tap'
 import { parse } from 'yaml'
-import * as generated from '../schemas/generated/typebox.js'
-import { openapiDocument, openapiYaml } from '../schemas/generated/openapi-document.js'
+import * as generated from '../../schemas/generated/typebox.js'
+import { openapiDocument, openapiYaml } from '../../schemas/generated/openapi-document.js'
 import {
   ContractCodegenError,
   collectOperations,
@@ -22,13 +22,13 @@ import {
   generateFiles,
   pascalCase,
   quoteString
-} from '../scripts/contract-codegen.js'
+} from '../../scripts/contract-codegen.js'
 
 type Json = Record<string, unknown>
 // ajv-formats is CommonJS with `exports.default`; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule.default
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const yamlText = await readFile(join(root, 'schemas/openapi.yaml'), 'utf8')
 const doc = parse(yamlText) as Json
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ObjectId } from 'mongodb'
-import { createPhoneNumberStore } from '../src/assignments/store.js'
-import { build, FERRETDB_NON_ATOMIC_UPDATES, phoneNumbersUrl } from './helper.js'
+import { createPhoneNumberStore } from '../../src/domain/store.js'
+import { build, FERRETDB_NON_ATOMIC_UPDATES, phoneNumbersUrl } from '../helper.js'
 
 const PARALLEL = 25
 

@@ -4,9 +4,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
-import { OUTPUT_PATHS, YAML_PATH, generateFiles } from '../scripts/contract-codegen.js'
+import { OUTPUT_PATHS, YAML_PATH, generateFiles } from '../../scripts/contract-codegen.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 test('generated contract files match schemas/openapi.yaml byte for byte', async (t) => {
   const files = await generateFiles(await readFile(join(root, YAML_PATH), 'utf8'))

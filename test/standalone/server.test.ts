@@ -6,15 +6,15 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { ObjectId } from 'mongodb'
 import t from 'tap'
-import { openapiDocument, openapiYaml } from '../schemas/generated/openapi-document.js'
-import { ConfigError, readConfig } from '../src/config.js'
-import { databaseNameOf } from '../src/app.js'
-import { mintToken } from '../src/development.js'
-import { createTestDatabase, uriForDatabase } from './helper-database.js'
-import { seedFixture, TEST_SECRET } from './helper.js'
+import { openapiDocument, openapiYaml } from '../../schemas/generated/openapi-document.js'
+import { ConfigError, readConfig } from '../../src/standalone/config.js'
+import { databaseNameOf } from '../../src/standalone/app.js'
+import { mintToken } from '../../src/standalone/development.js'
+import { createTestDatabase, uriForDatabase } from '../helper-database.js'
+import { seedFixture, TEST_SECRET } from '../helper.js'
 
 const TSX = new URL('../node_modules/.bin/tsx', import.meta.url).pathname
-const SERVER = new URL('../src/server.ts', import.meta.url).pathname
+const SERVER = new URL('../../src/standalone/server.ts', import.meta.url).pathname
 
 interface RunningServer { child: ChildProcess, url: string, output: () => string }
 

@@ -5,11 +5,11 @@
 import Fastify from 'fastify'
 import { ObjectId } from 'mongodb'
 import t from 'tap'
-import { replyToFrameworkError } from '../plugins/phone-numbers.js'
-import { openapiDocument, openapiYaml } from '../schemas/generated/openapi-document.js'
-import app from '../src/app.js'
-import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, developmentSecret, seedDemoData, superAdminToken } from '../src/development.js'
-import { createTestDatabase, uriForDatabase } from './helper-database.js'
+import { replyToFrameworkError } from '../../plugins/phone-numbers/index.js'
+import { openapiDocument, openapiYaml } from '../../schemas/generated/openapi-document.js'
+import app from '../../src/standalone/app.js'
+import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, developmentSecret, seedDemoData, superAdminToken } from '../../src/standalone/development.js'
+import { createTestDatabase, uriForDatabase } from '../helper-database.js'
 
 t.test('app: demo data, health, contract documents and router errors in the contract shape', async (t) => {
   const { db, dbName } = await createTestDatabase(t)

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { isDatabaseUnavailable, replyWithContractError } from '../plugins/phone-numbers-errors.js'
+import { isDatabaseUnavailable, replyWithContractError } from '../../plugins/phone-numbers/error-handler.js'
 
 // The handler on its own: real Fastify, real errors thrown by a route.
 t.test('unexpected errors become 500 { error, details } with the request id, logged, nothing leaked', async (t) => {

@@ -6,12 +6,12 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 import t, { test } from 'tap'
-import { buildApp } from './fixtures/route-example.js'
+import { buildApp } from '../fixtures/route-example.js'
 
 // Two full type-checks of fastify + openapi-fetch take ~20-30 s.
 t.setTimeout(180_000)
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const fixtures = ['test/fixtures/client-example.ts', 'test/fixtures/route-example.ts', 'test/fixtures/plugin-types.ts'].map((f) => join(root, f))
 
 function compilerOptions (): ts.CompilerOptions {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { ObjectId } from 'mongodb'
-import { build, phoneNumbersUrl } from './helper.js'
+import { build, phoneNumbersUrl } from '../helper.js'
 
 const NUMBER = '+14165550102'
 
