@@ -3,12 +3,12 @@
  * database (real server, real connection), closed on teardown; plus tokens
  * and fixtures (an organization with users) for the tests to work on.
  */
-import jwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { ObjectId, type Db, type MongoClient } from 'mongodb'
 import type { Test } from 'tap'
 import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers/index.js'
 import { createTestDatabase } from './helper-database.js'
+import { createTokenSigner, type TokenSigner } from '../src/standalone/development.js'
 
 /** Backend the test runner started (scripts/run-tests.ts). */
 export const TEST_BACKEND = process.env['TEST_MONGO_BACKEND_NAME']
@@ -46,7 +46,7 @@ export interface Built {
   fixture: Fixture
   /** A valid SUPERADMIN bearer header. */
   authorization: string
-  sign: (claims: Record<string, unknown>, options?: { expiresIn?: string | number, key?: string }) => string
+  sign: TokenSigner['sign']
   /** Headers for a JSON request as the SUPERADMIN. */
   headers: Record<string, string>
   phoneNumbersOf: (userId: string) => Promise<unknown[]>
@@ -54,11 +54,8 @@ export interface Built {
 }
 
 /** Signs tokens the way an identity provider would, independent of the app under test. */
-export async function createSigner (secret: string = TEST_SECRET): Promise<FastifyInstance> {
-  const signer = Fastify({ logger: false })
-  await signer.register(jwt, { secret, sign: { algorithm: 'HS256', expiresIn: '1h' } })
-  await signer.ready()
-  return signer
+export async function createSigner (secret: string = TEST_SECRET): Promise<TokenSigner> {
+  return await createTokenSigner(secret)
 }
 
 export async function seedFixture (db: Db): Promise<Fixture> {
@@ -95,10 +92,7 @@ export async function build (t: Test, options: Partial<OrgPhoneNumbersOptions> =
 
   const signer = await createSigner()
   t.teardown(() => signer.close())
-  const sign: Built['sign'] = (claims, signOptions = {}) => signer.jwt.sign(claims, {
-    expiresIn: signOptions.expiresIn ?? '1h',
-    ...(signOptions.key === undefined ? {} : { key: signOptions.key })
-  })
+  const sign: Built['sign'] = signer.sign
   const authorization = `Bearer ${sign({ sub: fixture.adminId, role: 'SUPERADMIN' })}`
 
   async function userDocument (userId: string): Promise<Record<string, unknown> | null> {

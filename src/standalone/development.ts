@@ -28,14 +28,38 @@ export async function developmentSecret (): Promise<string> {
   }
 }
 
-/** Signs a token with the same @fastify/jwt the server verifies with. */
-export async function mintToken (secret: string, claims: Record<string, unknown>, expiresIn = '1h'): Promise<string> {
+export interface TokenSigner {
+  /** Signs an HS256 token; `expiresIn` defaults to 1 h, `key` overrides the signer's secret. */
+  sign: (claims: Record<string, unknown>, options?: { expiresIn?: string | number, key?: string }) => string
+  close: () => Promise<void>
+}
+
+/**
+ * The one token signer of the project (development tokens, `npm run token`,
+ * tests, reliability tools): the same @fastify/jwt the server verifies with,
+ * on a throwaway Fastify instance.
+ */
+export async function createTokenSigner (secret: string): Promise<TokenSigner> {
   const signer = Fastify({ logger: false })
-  await signer.register(jwt, { secret, sign: { algorithm: 'HS256', expiresIn } })
+  await signer.register(jwt, { secret, sign: { algorithm: 'HS256', expiresIn: '1h' } })
   await signer.ready()
-  const token = signer.jwt.sign(claims)
-  await signer.close()
-  return token
+  return {
+    sign: (claims, options = {}) => signer.jwt.sign(claims, {
+      expiresIn: options.expiresIn ?? '1h',
+      ...(options.key === undefined ? {} : { key: options.key })
+    }),
+    close: async () => { await signer.close() }
+  }
+}
+
+/** Signs one token and disposes of the signer. */
+export async function mintToken (secret: string, claims: Record<string, unknown>, expiresIn = '1h'): Promise<string> {
+  const signer = await createTokenSigner(secret)
+  try {
+    return signer.sign(claims, { expiresIn })
+  } finally {
+    await signer.close()
+  }
 }
 
 export function superAdminToken (secret: string, expiresIn?: string): Promise<string> {

@@ -83,7 +83,7 @@ t.test('the host behaves exactly as before, and the plugin works inside it', asy
 
     const signer = await createSigner(mode === 'own-jwt' ? TEST_SECRET : HOST_SECRET)
     t.teardown(() => signer.close())
-    const admin = signer.jwt.sign({ sub: fixture.adminId, role: 'SUPERADMIN' })
+    const admin = signer.sign({ sub: fixture.adminId, role: 'SUPERADMIN' })
     const assigned = await host.inject({
       method: 'POST',
       url: `/api/organizations/${fixture.organizationId}/phone-numbers`,
@@ -119,7 +119,7 @@ t.test('the plugin can be mounted under a prefix and refuses a second registrati
   t.teardown(() => host.close())
   const signer = await createSigner()
   t.teardown(() => signer.close())
-  const authorization = `Bearer ${signer.jwt.sign({ sub: fixture.adminId, role: 'SUPERADMIN' })}`
+  const authorization = `Bearer ${signer.sign({ sub: fixture.adminId, role: 'SUPERADMIN' })}`
   t.equal((await host.inject({ method: 'GET', url: `/v2/api/organizations/${fixture.organizationId}/phone-numbers`, headers: { authorization } })).statusCode, 200)
   t.equal((await host.inject({ method: 'GET', url: `/api/organizations/${fixture.organizationId}/phone-numbers`, headers: { authorization } })).statusCode, 404)
 
