@@ -10,6 +10,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import mongoose, { Schema, type Types } from 'mongoose'
+import { PROVIDERS as PROVIDER_LIST } from '../plugins/phone-numbers/index.js'
 import type { CommandTracer } from './tracing.js'
 
 interface Assignment {
@@ -29,7 +30,7 @@ interface UserDocument {
   phoneNumbers: Types.DocumentArray<Assignment>
 }
 
-const PROVIDERS = new Set(['twilio', 'sinch', 'textgrid'])
+const PROVIDERS = new Set<string>(PROVIDER_LIST)
 const OBJECT_ID = /^[0-9a-fA-F]{24}$/
 const E164 = /^\+[1-9]\d{1,14}$/
 const MAX_VERSION_RETRIES = 10

@@ -9,7 +9,6 @@
 import jwt, { type FastifyJWTOptions, type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ObjectId } from 'mongodb'
 import { ForbiddenError, UnauthorizedError } from './errors.js'
 import type { PhoneNumberStore } from '../../src/domain/store.js'
 
@@ -71,6 +70,10 @@ const JWT_NAMESPACE = 'orgPhoneNumbers'
 const JWT_VERIFY = 'orgPhoneNumbersJwtVerify'
 
 const MISSING_HEADER = 'No Authorization was found in request.headers'
+const NOT_BEARER = 'The Authorization header must use the Bearer scheme: Authorization: Bearer <token>'
+const NO_EXP = 'The token has no exp claim; this API accepts only tokens that expire'
+// RFC 7235: the scheme is case-insensitive, and at least one space follows it.
+const BEARER_SCHEME = /^Bearer\s/i
 
 type VerifyCaller = (request: FastifyRequest) => unknown
 
@@ -118,7 +121,13 @@ function hostJwtVerify (fastify: FastifyInstance): VerifyCaller {
   if (!fastify.hasRequestDecorator('jwtVerify')) {
     throw new Error('org-phone-numbers: auth.useHostJwt needs @fastify/jwt registered on the host before this plugin')
   }
-  return async (request) => await (request as unknown as { jwtVerify: () => Promise<unknown> }).jwtVerify()
+  return async (request) => {
+    const payload = await (request as unknown as { jwtVerify: () => Promise<unknown> }).jwtVerify()
+    // The host's own settings decide signature, iss and aud; an expiry is
+    // this plugin's rule in every auth mode (its own verifier requires exp too).
+    if (typeof (payload as { exp?: unknown } | null)?.exp !== 'number') throw new UnauthorizedError(NO_EXP)
+    return payload
+  }
 }
 
 function asClaims (payload: unknown): CallerClaims | undefined {
@@ -128,17 +137,19 @@ function asClaims (payload: unknown): CallerClaims | undefined {
 async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbersAuthPluginOptions): Promise<void> {
   const { auth, isSuperAdmin, verifyRoleInDatabase, store } = options
   const verifyCaller = 'useHostJwt' in auth ? hostJwtVerify(fastify) : await registerOwnJwt(fastify, auth)
-  const roleProjection = { projection: { _id: 0, role: 1, roles: 1 } }
 
   async function callerStillSuperAdmin (claims: CallerClaims): Promise<boolean> {
-    if (typeof claims.sub !== 'string' || !ObjectId.isValid(claims.sub)) return false
-    const caller = await store.users.findOne({ _id: new ObjectId(claims.sub) }, roleProjection)
-    return caller !== null && isSuperAdmin(caller as CallerClaims)
+    if (typeof claims.sub !== 'string') return false
+    const stored = await store.findCallerRoles(claims.sub)
+    // The stored fields go through the same predicate as the token's claims.
+    return stored !== undefined && isSuperAdmin(stored as CallerClaims)
   }
 
   fastify.addHook('onRequest', async (request) => {
     // The commonest rejection, answered without building @fastify/jwt's error first.
-    if (request.headers.authorization === undefined) throw new UnauthorizedError(MISSING_HEADER)
+    const header = request.headers.authorization
+    if (header === undefined) throw new UnauthorizedError(MISSING_HEADER)
+    if (!BEARER_SCHEME.test(header)) throw new UnauthorizedError(NOT_BEARER)
     let payload: unknown
     try {
       payload = await verifyCaller(request)

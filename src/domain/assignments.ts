@@ -3,9 +3,12 @@
  * keeps them consistent. Nothing here knows about HTTP or the database, so the
  * rules (one entry per key, at most one default per provider) are tested once.
  */
+import type { Static } from '@sinclair/typebox'
+import { OrgAssignPhoneNumberRequest } from '../../schemas/generated/typebox.js'
 
-export const PROVIDERS = ['twilio', 'sinch', 'textgrid'] as const
-export type Provider = typeof PROVIDERS[number]
+/** The contract's provider enum, one source: schemas/openapi.yaml through the generated schema. */
+export type Provider = Static<typeof OrgAssignPhoneNumberRequest.properties.provider>
+export const PROVIDERS: readonly Provider[] = Object.freeze([...(OrgAssignPhoneNumberRequest.properties.provider as unknown as { enum: Provider[] }).enum])
 
 /** One entry of `users.<field>` as stored. */
 export interface StoredAssignment {

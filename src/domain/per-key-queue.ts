@@ -4,13 +4,13 @@
  * keyed queue this small: one Map entry per key with work in flight, removed
  * as soon as that key goes idle.
  */
-export type KeyedSerializer = <T>(key: string, task: () => Promise<T>) => Promise<T>
+export type PerKeyQueue = <T>(key: string, task: () => Promise<T>) => Promise<T>
 
 const ignore = (): void => {}
 
-export function createKeyedSerializer (): KeyedSerializer {
+export function createPerKeyQueue (): PerKeyQueue {
   const tails = new Map<string, Promise<void>>()
-  return async function serialize<T> (key: string, task: () => Promise<T>): Promise<T> {
+  return async function enqueue<T> (key: string, task: () => Promise<T>): Promise<T> {
     const previous = tails.get(key)
     const result = previous === undefined ? task() : previous.then(task)
     const tail = result.then(ignore, ignore)

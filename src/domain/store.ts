@@ -24,9 +24,9 @@
  * Because organizationId is part of every write filter, a user moved to
  * another organization after the read is never modified.
  */
-import type { Collection, Db, Document, ObjectId } from 'mongodb'
+import { ObjectId, type Db, type Document } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createKeyedSerializer } from './per-key-queue.js'
+import { createPerKeyQueue } from './per-key-queue.js'
 import {
   readAssignments,
   removeAssignment,
@@ -86,11 +86,18 @@ export interface PhoneNumberStore {
   list (organizationId: ObjectId, filter?: ListFilter): Promise<ListResult>
   /** The user holding (provider, phoneNumber), for routing inbound calls. */
   findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined>
+  /**
+   * The stored role fields (`role`, `roles`) of the user whose `_id` is the
+   * hex string `userId`; `undefined` when no such user exists or the id is
+   * not an ObjectId. Used to re-check a caller's role on every request.
+   */
+  findCallerRoles (userId: string): Promise<CallerRoles | undefined>
   /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
   ensureIndexes (): Promise<void>
-  readonly users: Collection
-  readonly organizations: Collection
 }
+
+/** A user's `role` and `roles` fields as stored (absent when unset); other code may store any shape there. */
+export type CallerRoles = Readonly<Record<string, unknown>>
 
 export const DEFAULT_STORE_OPTIONS = {
   usersCollection: 'users',
@@ -99,12 +106,18 @@ export const DEFAULT_STORE_OPTIONS = {
   maxWriteAttempts: 10
 } as const
 
+/** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */
+export function isValidName (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && !/[$.\0]/.test(value)
+}
+
 const ORGANIZATION_NOT_FOUND = { status: 'organization-not-found' } as const
 const USER_NOT_FOUND = { status: 'user-not-found' } as const
 const ASSIGNMENT_NOT_FOUND = { status: 'assignment-not-found' } as const
 const CONFLICT = { status: 'conflict' } as const
 const REMOVED = { status: 'removed' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
+const ROLES_ONLY = { projection: { _id: 0, role: 1, roles: 1 } } as const
 
 /** Matches what the write filter matches: an ObjectId of that value (not its hex string). */
 function isSameObjectId (id: ObjectId, value: unknown): boolean {
@@ -123,7 +136,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
   const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
   const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1 } }
-  const serializeByUser = createKeyedSerializer()
+  const queueByUser = createPerKeyQueue()
 
   function findOrganization (organizationId: ObjectId): Promise<Document | null> {
     return organizations.findOne({ _id: organizationId }, ID_ONLY)
@@ -146,7 +159,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     userId: ObjectId,
     change: (current: StoredAssignment[]) => { next: StoredAssignment[] | undefined, outcome: Outcome }
   ): Promise<Outcome | typeof ORGANIZATION_NOT_FOUND | typeof USER_NOT_FOUND | typeof CONFLICT> {
-    return await serializeByUser(userId.toHexString(), async () => {
+    return await queueByUser(userId.toHexString(), async () => {
       const userFilter = { _id: userId, organizationId }
       // Both reads are independent: one round trip of latency.
       const [organization, firstRead] = await Promise.all([
@@ -228,6 +241,12 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return undefined
   }
 
+  async function findCallerRoles (userId: string): Promise<CallerRoles | undefined> {
+    if (!ObjectId.isValid(userId)) return undefined
+    const caller = await users.findOne({ _id: new ObjectId(userId) }, ROLES_ONLY)
+    return caller === null ? undefined : caller
+  }
+
   async function ensureIndexes (): Promise<void> {
     await Promise.all([
       // Org-scoped listing and the organizationId part of every write filter.
@@ -237,5 +256,5 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     ])
   }
 
-  return { assign, remove, list, findHolder, ensureIndexes, users, organizations }
+  return { assign, remove, list, findHolder, findCallerRoles, ensureIndexes }
 }

@@ -56,6 +56,17 @@ t.test('every token problem is 401 { error, details }, nothing runs further', as
   t.same(await userDocument(fixture.userId), before, 'nothing written')
 })
 
+t.test('a scheme other than Bearer is named as the problem', async (t) => {
+  const { app, fixture } = await build(t)
+  for (const authorization of [`Basic ${Buffer.from('a:b').toString('base64')}`, 'Basic abc', 'Token abc', 'abc']) {
+    const response = await app.inject({ method: 'GET', url: phoneNumbersUrl(fixture.organizationId), headers: { authorization } })
+    t.equal(response.statusCode, 401, authorization)
+    t.same(response.json(), { error: 'Unauthorized', details: 'The Authorization header must use the Bearer scheme: Authorization: Bearer <token>' }, authorization)
+  }
+  const missing = await app.inject({ method: 'GET', url: phoneNumbersUrl(fixture.organizationId) })
+  t.same(missing.json(), { error: 'Unauthorized', details: 'No Authorization was found in request.headers' }, 'a missing header keeps its own message')
+})
+
 t.test('401 comes before validation: an unauthenticated caller learns nothing about the schema', async (t) => {
   const { app, fixture } = await build(t)
   const response = await app.inject({ method: 'POST', url: phoneNumbersUrl('not-an-id'), headers: { 'content-type': 'text/plain' }, payload: 'x' })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ObjectId } from 'mongodb'
 import { createPhoneNumberStore } from '../../src/domain/store.js'
+import { PROVIDERS } from '../../src/domain/assignments.js'
 import { build, FERRETDB_NON_ATOMIC_UPDATES, phoneNumbersUrl } from '../helper.js'
 
 const PARALLEL = 25
@@ -12,12 +13,12 @@ const backendDefect = { todo: FERRETDB_NON_ATOMIC_UPDATES }
 
 t.test(`${PARALLEL} parallel assigns on one user lose no update and leave one default per provider`, async (t) => {
   const { app, fixture, headers, phoneNumbersOf } = await build(t, { maxWriteAttempts: 50 })
-  const providers = ['twilio', 'sinch', 'textgrid']
+  const providers = PROVIDERS
   const requests = Array.from({ length: PARALLEL }, (_, i) => app.inject({
     method: 'POST',
     url: phoneNumbersUrl(fixture.organizationId),
     headers,
-    payload: { targetUserId: fixture.userId, provider: providers[i % 3], phoneNumber: `+1416555${String(i).padStart(4, '0')}` }
+    payload: { targetUserId: fixture.userId, provider: providers[i % providers.length], phoneNumber: `+1416555${String(i).padStart(4, '0')}` }
   }))
   const responses = await Promise.all(requests)
   t.same(responses.map((response) => response.statusCode), Array(PARALLEL).fill(200), 'every request succeeded')

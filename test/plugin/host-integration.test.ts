@@ -100,7 +100,9 @@ t.test('the host behaves exactly as before, and the plugin works inside it', asy
     t.equal(invalid.statusCode, 400, `${mode}: no coercion inside the plugin`)
     t.equal(invalid.json().error, 'Validation error', `${mode}: contract error format inside the plugin`)
 
-    const hostTokenOnPlugin = await host.inject({ method: 'GET', url: `/api/organizations/${fixture.organizationId}/phone-numbers`, headers: { authorization: `Bearer ${hostToken}` } })
+    // A host token that expires (the plugin requires exp in every auth mode).
+    const expiringHostToken = host.jwt.sign({ sub: 'host-user', scope: 'host' }, { expiresIn: '5m' })
+    const hostTokenOnPlugin = await host.inject({ method: 'GET', url: `/api/organizations/${fixture.organizationId}/phone-numbers`, headers: { authorization: `Bearer ${expiringHostToken}` } })
     t.equal(hostTokenOnPlugin.statusCode, mode === 'own-jwt' ? 401 : 403, `${mode}: a host token is ${mode === 'own-jwt' ? 'not valid for the plugin' : 'valid but not SUPERADMIN'}`)
     const hookCalls = (host as unknown as { hookCalls: string[] }).hookCalls
     t.ok(hookCalls.includes(`/api/organizations/${fixture.organizationId}/phone-numbers`), `${mode}: host hooks still run on plugin routes (plugin is a child, not a sibling)`)
@@ -129,4 +131,20 @@ t.test('the plugin can be mounted under a prefix and refuses a second registrati
     await twice.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET } })
     await twice.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET } })
   }, /org-phone-numbers: already registered in this context/)
+})
+
+t.test('useHostJwt: the plugin still requires exp on a token the host verified', async (t) => {
+  const { db, dbName } = await createTestDatabase(t)
+  const fixture = await seedFixture(db)
+  const host = await buildHost(uriForDatabase(dbName), 'host-jwt')
+  t.teardown(() => host.close())
+  const url = `/api/organizations/${fixture.organizationId}/phone-numbers`
+  const claims = { sub: fixture.adminId, role: 'SUPERADMIN' }
+
+  const withoutExp = await host.inject({ method: 'GET', url, headers: { authorization: `Bearer ${host.jwt.sign(claims)}` } })
+  t.equal(withoutExp.statusCode, 401, 'a host token without exp is refused')
+  t.same(withoutExp.json(), { error: 'Unauthorized', details: 'The token has no exp claim; this API accepts only tokens that expire' })
+
+  const withExp = await host.inject({ method: 'GET', url, headers: { authorization: `Bearer ${host.jwt.sign(claims, { expiresIn: '5m' })}` } })
+  t.equal(withExp.statusCode, 200, 'the same claims with exp are accepted')
 })
