@@ -1,12 +1,12 @@
 /**
  * CLI: `npm run generate` — regenerates schemas/generated/* from
  * schemas/openapi.yaml (the contract). The work is done by the pure
- * `generateFiles` in ./contract-codegen.ts, which the drift test also runs.
+ * `generateFiles` in ./contract-codegen/, which the drift test also runs.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { YAML_PATH, generateFiles } from './contract-codegen.js'
+import { YAML_PATH, generateFiles } from './contract-codegen/index.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
-import { OUTPUT_PATHS, YAML_PATH, generateFiles } from '../../scripts/contract-codegen.js'
+import { OUTPUT_PATHS, YAML_PATH, generateFiles } from '../../scripts/contract-codegen/index.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 

@@ -22,7 +22,7 @@ import {
   generateFiles,
   pascalCase,
   quoteString
-} from '../../scripts/contract-codegen.js'
+} from '../../scripts/contract-codegen/index.js'
 
 type Json = Record<string, unknown>
 // ajv-formats is CommonJS with `exports.default`; under NodeNext its default import is the module object.
