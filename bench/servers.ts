@@ -10,8 +10,7 @@
  * Each child imports only what its own server needs (its RSS is measured).
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyInstance } from 'fastify'
-import type { MongoClient } from 'mongodb'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { CommandTracer } from './tracing.js'
@@ -55,12 +54,8 @@ export function withCommandMonitoring (uri: string): string {
   return `${uri}${uri.includes('?') ? '&' : '?'}monitorCommands=true`
 }
 
-function tracedFastify (tracer: CommandTracer, logger: boolean): FastifyInstance {
-  const fastify = Fastify({
-    logger: logger ? { level: 'warn' } : false,
-    disableRequestLogging: true,
-    serverFactory: (handler) => tracer.createServer(handler)
-  })
+function tracedFastify (tracer: CommandTracer, options: FastifyServerOptions = { logger: false }): FastifyInstance {
+  const fastify = Fastify({ ...options, serverFactory: (handler) => tracer.createServer(handler) })
   // Root hook, inherited by every child context: the handler runs inside the request's trace.
   fastify.addHook('preHandler', (request, _reply, done) => tracer.enter(request.raw, done))
   return fastify
@@ -72,21 +67,15 @@ async function listen (fastify: FastifyInstance): Promise<number> {
 }
 
 async function startOurs (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
-  const { default: app } = await import('../src/standalone/app.js')
-  const fastify = tracedFastify(tracer, true).withTypeProvider<TypeBoxTypeProvider>()
-  // src/standalone/app.ts keeps @fastify/mongodb inside its own context: find that context's client.
-  const contexts: FastifyInstance[] = []
-  fastify.addHook('onRegister', (instance) => { contexts.push(instance) })
-  await fastify.register(app, {
-    mongodbUri: withCommandMonitoring(settings.mongodbUri),
-    defaultDatabaseName: 'bench',
-    serverSelectionTimeoutMs: 10_000,
-    phoneNumbers: { auth: { secret: settings.jwtSecret } }
-  })
+  const { default: app, appOptions, serverOptions } = await import('../src/standalone/app.js')
+  const { readConfig } = await import('../src/standalone/config.js')
+  // The standalone server's own configuration path, as `npm start` takes it.
+  const mongodbUri = withCommandMonitoring(settings.mongodbUri)
+  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000' })
+  const fastify = tracedFastify(tracer, serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
+  await fastify.register(app, appOptions(config, { mongodbUri, jwtSecret: settings.jwtSecret, seedDemoData: false }))
   await fastify.ready()
-  const client = contexts.map((context) => (context as { mongo?: { client?: MongoClient } }).mongo?.client).find((found) => found !== undefined)
-  if (client === undefined) throw new Error('src/standalone/app.ts registered no @fastify/mongodb client')
-  tracer.watch(client)
+  tracer.watch(fastify.mongo.client)
   return { port: await listen(fastify), tracer, close: () => fastify.close() }
 }
 
@@ -97,7 +86,7 @@ async function startBaseline (settings: ServerSettings, tracer: CommandTracer): 
   await client.connect()
   tracer.watch(client)
   const store = createPhoneNumberStore(client.db())
-  const fastify = tracedFastify(tracer, false)
+  const fastify = tracedFastify(tracer)
   fastify.post<{ Params: { organizationId: string }, Body: AssignBody }>(phoneNumbersPath(':organizationId'), async (request, reply) => {
     const { targetUserId, provider, phoneNumber, isDefault, isInboundEnabled, label } = request.body
     const result = await store.assign(new ObjectId(request.params.organizationId), new ObjectId(targetUserId), { provider, phoneNumber, isDefault, isInboundEnabled, label })
@@ -136,7 +125,7 @@ async function startPeer (settings: ServerSettings, tracer: CommandTracer): Prom
 }
 
 async function startBare (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
-  const fastify = tracedFastify(tracer, false)
+  const fastify = tracedFastify(tracer)
   for (const [prefix, canned] of Object.entries(settings.canned ?? {})) {
     fastify.post(phoneNumbersPath(':organizationId', prefix), async (_request, reply) => {
       return await reply.code(canned.status).type('application/json; charset=utf-8').send(canned.body)

@@ -2,43 +2,16 @@
  * The standalone server: read the configuration, find or start the database,
  * build the app, listen, and shut down gracefully on SIGINT/SIGTERM.
  */
-import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { replyToFrameworkError } from '../../plugins/phone-numbers/index.js'
-import app from './app.js'
+import app, { appOptions, serverOptions, type RuntimeSettings } from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
 import { developmentSecret, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
 import { startMongo, type RunningMongo } from '../embedded-mongo/index.js'
 
-async function buildServer (config: ServerConfig, mongodbUri: string, jwtSecret: string, seedDemoData: boolean): Promise<FastifyInstance> {
-  const server = Fastify({
-    logger: { level: config.logLevel },
-    logController: new LogController({ disableRequestLogging: !config.requestLogging }),
-    requestIdHeader: 'x-request-id',
-    bodyLimit: config.bodyLimit,
-    // URLs the router refuses before any route runs still answer { error, details }.
-    frameworkErrors: replyToFrameworkError
-  }).withTypeProvider<TypeBoxTypeProvider>()
-
-  await server.register(app, {
-    mongodbUri,
-    defaultDatabaseName: config.defaultDatabaseName,
-    serverSelectionTimeoutMs: config.serverSelectionTimeoutMs,
-    seedDemoData,
-    phoneNumbers: {
-      auth: {
-        secret: jwtSecret,
-        issuer: config.jwtIssuer,
-        audience: config.jwtAudience
-      },
-      usersCollection: config.usersCollection,
-      organizationsCollection: config.organizationsCollection,
-      phoneNumbersField: config.phoneNumbersField,
-      verifyRoleInDatabase: config.verifyRoleInDatabase,
-      bodyLimit: config.bodyLimit,
-      serveOpenapi: config.serveOpenapi
-    }
-  })
+async function buildServer (config: ServerConfig, runtime: RuntimeSettings): Promise<FastifyInstance> {
+  const server = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
+  await server.register(app, appOptions(config, runtime))
   return server
 }
 
@@ -71,7 +44,7 @@ async function main (): Promise<void> {
   const mongodbUri = config.mongodbUri ?? database!.uri
   const jwtSecret = config.jwtSecret ?? await developmentSecret()
 
-  const server = await buildServer(config, mongodbUri, jwtSecret, database !== undefined)
+  const server = await buildServer(config, { mongodbUri, jwtSecret, seedDemoData: database !== undefined })
   let shuttingDown = false
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) return

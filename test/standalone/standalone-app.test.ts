@@ -5,23 +5,19 @@
 import Fastify from 'fastify'
 import { ObjectId } from 'mongodb'
 import t from 'tap'
-import { replyToFrameworkError } from '../../plugins/phone-numbers/index.js'
 import { openapiDocument, openapiYaml } from '../../schemas/generated/openapi-document.js'
-import app from '../../src/standalone/app.js'
+import app, { appOptions, serverOptions } from '../../src/standalone/app.js'
+import { readConfig } from '../../src/standalone/config.js'
 import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, developmentSecret, seedDemoData, superAdminToken } from '../../src/standalone/development.js'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
 
 t.test('app: demo data, health, contract documents and router errors in the contract shape', async (t) => {
   const { db, dbName } = await createTestDatabase(t)
-  const server = Fastify({ logger: false, frameworkErrors: replyToFrameworkError })
   const secret = await developmentSecret()
-  await server.register(app, {
-    mongodbUri: uriForDatabase(dbName),
-    defaultDatabaseName: 'unused',
-    serverSelectionTimeoutMs: 2000,
-    seedDemoData: true,
-    phoneNumbers: { auth: { secret }, serveOpenapi: true }
-  })
+  // The server's own configuration path: environment → config → Fastify and app options.
+  const config = readConfig({ MONGODB_URI: uriForDatabase(dbName), JWT_SECRET: secret, LOG_LEVEL: 'silent', SERVE_OPENAPI: 'true' })
+  const server = Fastify(serverOptions(config))
+  await server.register(app, appOptions(config, { mongodbUri: uriForDatabase(dbName), jwtSecret: secret, seedDemoData: true }))
   await server.ready()
   t.teardown(() => server.close())
 
