@@ -2,6 +2,8 @@
  * Standalone server configuration, read from the environment once at start.
  * Every bad variable is reported together, each with what to change.
  */
+import { DEFAULT_OPTIONS, isValidName } from '../../plugins/phone-numbers/index.js'
+
 export interface ServerConfig {
   port: number
   host: string
@@ -67,7 +69,7 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   }
   function name (variable: string, fallback: string): string {
     const value = text(variable, fallback)
-    if (/[$.\0]/.test(value)) problems.push(`${variable}=${value} must not contain '$', '.' or NUL`)
+    if (!isValidName(value)) problems.push(`${variable}=${value} must not contain '$', '.' or NUL`)
     return value
   }
 
@@ -92,14 +94,14 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     jwtSecret,
     jwtIssuer: optionalText('JWT_ISSUER'),
     jwtAudience: optionalText('JWT_AUDIENCE'),
-    usersCollection: name('USERS_COLLECTION', 'users'),
-    organizationsCollection: name('ORGANIZATIONS_COLLECTION', 'organizations'),
-    phoneNumbersField: name('PHONE_NUMBERS_FIELD', 'phoneNumbers'),
+    usersCollection: name('USERS_COLLECTION', DEFAULT_OPTIONS.usersCollection),
+    organizationsCollection: name('ORGANIZATIONS_COLLECTION', DEFAULT_OPTIONS.organizationsCollection),
+    phoneNumbersField: name('PHONE_NUMBERS_FIELD', DEFAULT_OPTIONS.phoneNumbersField),
     logLevel,
     requestLogging: flag('REQUEST_LOGGING', true),
     serveOpenapi: flag('SERVE_OPENAPI', true),
     verifyRoleInDatabase: flag('VERIFY_ROLE_IN_DATABASE', false),
-    bodyLimit: integer('BODY_LIMIT', 16_384, 256, 1_048_576),
+    bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
     serverSelectionTimeoutMs: integer('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000, 100, 60_000),
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000)
   }
