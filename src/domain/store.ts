@@ -11,7 +11,7 @@
  * _id, organizationId and that revision. On MongoDB a concurrent writer
  * (another process included) makes the filter miss; the store re-reads and
  * tries again after a short random pause, up to `maxWriteAttempts` times, and
- * reports `conflict` (HTTP 409, nothing written) if it never wins.
+ * reports `conflict` (nothing written) if it never wins.
  *
  * FerretDB 1.24 (SQLite) does not evaluate an update's filter atomically with
  * its write (measured: 30 parallel CAS updates on one revision, several

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { isDatabaseUnavailable, replyWithContractError } from '../../plugins/phone-numbers/error-handler.js'
+import { isDatabaseUnavailable, replyToFrameworkError, replyWithContractError } from '../../plugins/phone-numbers/error-handler.js'
 
 // The handler on its own: real Fastify, real errors thrown by a route.
 t.test('unexpected errors become 500 { error, details } with the request id, logged, nothing leaked', async (t) => {
@@ -31,4 +31,19 @@ t.test('driver errors that mean "database unreachable" are told apart by name', 
     t.ok(isDatabaseUnavailable(Object.assign(new Error('x'), { name })), name)
   }
   t.notOk(isDatabaseUnavailable(Object.assign(new Error('x'), { name: 'MongoServerError' })))
+})
+
+// The README warns hosts: frameworkErrors is a server option, so it shapes the host's own routes too.
+t.test('replyToFrameworkError answers router errors of every route of the server, the host\'s included', async (t) => {
+  const plain = Fastify({ logger: false })
+  const shaped = Fastify({ logger: false, frameworkErrors: replyToFrameworkError })
+  t.teardown(() => plain.close())
+  t.teardown(() => shaped.close())
+  for (const app of [plain, shaped]) app.get('/things/:id', async () => ({ ok: true }))
+
+  const url = `/things/${'x'.repeat(101)}`
+  t.equal((await plain.inject({ method: 'GET', url })).statusCode, 414, 'Fastify alone: 414 for an overlong parameter')
+  const answer = await shaped.inject({ method: 'GET', url })
+  t.equal(answer.statusCode, 400, 'with replyToFrameworkError the host route answers 400')
+  t.same(Object.keys(answer.json()).sort(), ['details', 'error'])
 })
