@@ -8,7 +8,13 @@
  * the restart the same server process answers 200 again (time measured)
  * without being restarted; every user document is consistent afterwards.
  */
-import { JWT_SECRET, call, consistencyCheck, createFerret, envNumber, exited, finish, log, seed, sleep, startServer } from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { exited } from './children.js'
+import { consistencyCheck, seed } from './consistency.js'
+import { createFerret } from './database-process.js'
+import { call } from './http-client.js'
+import { envNumber, finish, log } from './report.js'
+import { JWT_SECRET, startServer } from './server-process.js'
 import { runLoad, type Sample } from './load.js'
 
 const connections = envNumber('FAULTS_CONNECTIONS', 20)

@@ -12,11 +12,17 @@ import { spawnSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { ObjectId } from 'mongodb'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, mintToken, seedDemoData } from '../../src/standalone/development.js'
-import { JWT_SECRET, ROOT, createFerret, envNumber, exited, finish, log, startServer, withDb } from './lib.js'
+import { exited } from './children.js'
+import { withDb } from './consistency.js'
+import { createFerret } from './database-process.js'
+import { envNumber, finish, log } from './report.js'
+import { JWT_SECRET, startServer } from './server-process.js'
 
 export const SCHEMATHESIS_VERSION = '4.32.5'
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const VENV = join(ROOT, '.venv')
 const SCHEMATHESIS = join(VENV, 'bin', 'schemathesis')
 const BASELINE = join(ROOT, 'scripts', 'reliability', 'schemathesis-baseline.json')

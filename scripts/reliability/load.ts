@@ -8,7 +8,9 @@
  */
 import type http from 'node:http'
 import { ObjectId } from 'mongodb'
-import { PROVIDERS, RequestFailure, call, isErrorBody, newAgent, withDb, type Provider } from './lib.js'
+import { PROVIDERS, type Provider } from '../../src/domain/assignments.js'
+import { withDb } from './consistency.js'
+import { RequestFailure, call, isErrorBody, newAgent } from './http-client.js'
 
 interface Entry { isDefault: boolean, isInboundEnabled: boolean, label?: string }
 type Model = Map<string, Entry> // key: `${provider}|${phoneNumber}`

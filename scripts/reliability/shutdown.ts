@@ -11,8 +11,14 @@
  *     its data folder removed.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { JWT_SECRET, RequestFailure, call, createFerret, envNumber, exited, finish, isAlive, log, seed, sleep, startServer, type ServerProcess } from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { exited, isAlive } from './children.js'
+import { seed } from './consistency.js'
+import { createFerret } from './database-process.js'
+import { RequestFailure, call } from './http-client.js'
 import { runLoad, type Sample } from './load.js'
+import { envNumber, finish, log } from './report.js'
+import { JWT_SECRET, startServer, type ServerProcess } from './server-process.js'
 
 const shutdownTimeoutMs = envNumber('SHUTDOWN_TIMEOUT_MS', 10_000)
 const connections = envNumber('SHUTDOWN_CONNECTIONS', 40)

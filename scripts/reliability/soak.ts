@@ -9,8 +9,13 @@
  * model of the successful requests, and every read of a worker's own user
  * matched its model), RSS growth < 10 % between the first and last 10 s.
  */
-import { JWT_SECRET, consistencyCheck, createFerret, envNumber, exited, finish, log, percentile, rssOf, seed, sleep, startServer } from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { exited } from './children.js'
+import { consistencyCheck, seed } from './consistency.js'
+import { createFerret } from './database-process.js'
 import { compareWithModels, runLoad } from './load.js'
+import { envNumber, finish, log, percentile, rssOf } from './report.js'
+import { JWT_SECRET, startServer } from './server-process.js'
 import { startMongo } from '../../src/embedded-mongo/index.js'
 import { uriForDatabase } from '../../test/helper-database.js'
 

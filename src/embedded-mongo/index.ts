@@ -2,11 +2,13 @@
  * Starts a MongoDB-wire server for tests and for the standalone server's embedded default.
  * See startMongo() for the order in which backends are tried.
  */
-import { useExistingServer } from './uri.js'
+import { readServerVersion } from './probe.js'
 import {
   LOCAL_BACKEND_ORDER,
+  MONGODB_URI_HINT,
   defaultLog,
   parseBackendName,
+  type Log,
   type RunningMongo,
   type StartMongoOptions,
 } from './types.js'
@@ -14,6 +16,23 @@ import {
 export type { MongoBackendName, LocalBackendName, RunningMongo, StartMongoOptions } from './types.js'
 export { MONGO_BACKEND_NAMES, LOCAL_BACKEND_ORDER, parseBackendName, isMongoBackendName } from './types.js'
 export type { InstallResult } from './install.js'
+// For tools that run a database process of their own (scripts/reliability).
+export { freePort } from './paths.js'
+export { readServerVersion } from './probe.js'
+
+/** A server someone else runs: we only check it answers, and never stop it. */
+async function useExistingServer (uri: string | undefined): Promise<RunningMongo> {
+  if (uri === undefined || uri.trim() === '') {
+    throw new Error(`backend "uri" needs MONGODB_URI; ${MONGODB_URI_HINT}`)
+  }
+  let serverVersion: string
+  try {
+    serverVersion = await readServerVersion(uri, 10_000)
+  } catch (error) {
+    throw new Error(`MONGODB_URI (${uri}) does not answer: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  return { uri, backend: 'uri', serverVersion, stop: async () => {} }
+}
 
 /**
  * - backend 'uri', or no backend and MONGODB_URI set: use MONGODB_URI as is; stop() does nothing.
@@ -39,4 +58,10 @@ export async function startMongo (options: StartMongoOptions = {}): Promise<Runn
 export async function installBackends (...args: Parameters<typeof import('./install.js').installBackends>): Promise<import('./install.js').InstallResult[]> {
   const install = await import('./install.js')
   return await install.installBackends(...args)
+}
+
+/** Builds FerretDB once (see ferretdb.ts) and returns its binary, for tools that run it on a folder and port of their own. */
+export async function ensureFerretdb (log: Log = defaultLog): Promise<string> {
+  const ferretdb = await import('./ferretdb.js')
+  return await ferretdb.ensureFerretdb(log)
 }

@@ -1,10 +1,8 @@
 import { rm } from 'node:fs/promises'
-import { freePort } from './free-port.js'
-import { freshDataDir } from './paths.js'
+import { freePort, freshDataDir } from './paths.js'
 import { guardProcess } from './process-guard.js'
 import { waitUntilReady } from './probe.js'
 import type { Log, RunningMongo } from './types.js'
-import { withTimeout } from './with-timeout.js'
 
 /**
  * Finding or downloading the mongod binary. A cached binary (MMS's cache folders, or
@@ -23,6 +21,21 @@ async function loadModule (): ReturnType<typeof importModule> {
     return await importModule()
   } catch (error) {
     throw new Error(`mongodb-memory-server-core is not installed (${error instanceof Error ? error.message : String(error)})`)
+  }
+}
+
+/** Rejects after `ms` if `promise` hasn't settled; the work itself can't be cancelled, only abandoned. */
+async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
+    // An abandoned download must not keep the process alive on its own.
+    timer.unref()
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -1,5 +1,7 @@
+/** Where the launcher keeps things, and the fresh folder and port each server gets. */
 import { existsSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,4 +33,21 @@ export function javaSourceDir (): string {
 /** Every server gets its own empty data folder, so runs never see each other's data. */
 export async function freshDataDir (backend: string): Promise<string> {
   return await mkdtemp(join(tmpdir(), `embedded-mongo-${backend}-`))
+}
+
+/**
+ * Asks the kernel for an unused loopback port. Another process could take it before the
+ * server binds it; that shows up as a failed start with the server's own message.
+ */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => { port > 0 ? resolve(port) : reject(new Error('could not get a free port')) })
+    })
+  })
 }

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises'
 import { waitUntilReady } from './probe.js'
 import { guardProcess } from './process-guard.js'
 import type { LocalBackendName, RunningMongo } from './types.js'
-import { unref } from './unref.js'
+import { unref } from './watchdog.js'
 
 export interface ServerProcess {
   pid: number

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { unref } from './unref.js'
 
 /*
  * Why a watchdog: the server processes must not outlive this process, even when it is
@@ -37,6 +36,16 @@ process.stdin.on('error', cleanup)
 process.stdin.resume()
 setInterval(() => { if (process.ppid !== parent || !alive(parent)) cleanup() }, 1000)
 `
+
+/**
+ * Child-process pipes are typed as plain streams but are sockets at run time; unref()ing
+ * them lets a program that forgot stop() exit (the exit handlers then stop the server).
+ */
+export function unref (handle: unknown): void {
+  if (typeof handle === 'object' && handle !== null && 'unref' in handle && typeof handle.unref === 'function') {
+    handle.unref()
+  }
+}
 
 /** Starts a watchdog for server `pid` and its data folder `dir`; kill the returned process once the server is stopped normally. */
 export function startWatchdog (pid: number, dir: string): ChildProcess {

@@ -4,32 +4,16 @@
  * because the failing answers come from Fastify's router, before any route
  * or the plugin's error handler runs.
  */
-import { spawn } from 'node:child_process'
-import { createServer } from 'node:net'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { testServerUri, uniqueDatabaseName, uriForDatabase } from '../helper-database.js'
+import { startStandalone } from '../helper-server.js'
 import { createSigner } from '../helper.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const secret = 'standalone-contract-secret-at-least-32-chars'
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
-}
-
 t.test('the standalone server answers overlong and undecodable path parameters with the contract\'s 400 { error, details }', async (t) => {
-  const port = await freePort()
   // (tap's coverage of this child is kept out of the report by test/coverage-map.mjs.)
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', MONGODB_URI: uriForDatabase(uniqueDatabaseName(), testServerUri()), JWT_SECRET: secret, LOG_LEVEL: 'silent' })
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'standalone', 'server.ts')], { cwd: root, env, stdio: 'ignore' })
+  const { child, base } = await startStandalone({ MONGODB_URI: uriForDatabase(uniqueDatabaseName(), testServerUri()), JWT_SECRET: secret, LOG_LEVEL: 'silent' })
   t.teardown(async () => {
     if (child.exitCode === null) {
       const gone = new Promise((resolve) => child.once('exit', resolve))
@@ -37,16 +21,6 @@ t.test('the standalone server answers overlong and undecodable path parameters w
       await gone
     }
   })
-  const base = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(`${base}/health`)
-      break
-    } catch {
-      if (i > 300) throw new Error('server did not start')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
   const signer = await createSigner(secret)
   t.teardown(() => signer.close())
   const authorization = `Bearer ${signer.sign({ sub: '5f7b1c2e8a1d4e0012c3b4a1', role: 'SUPERADMIN' })}`

@@ -2,7 +2,6 @@
  * The standalone server as a user runs it: a real process, real port, real
  * database, configured through the environment.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { ObjectId } from 'mongodb'
 import t from 'tap'
@@ -11,28 +10,8 @@ import { ConfigError, readConfig } from '../../src/standalone/config.js'
 import { databaseNameOf } from '../../src/standalone/app.js'
 import { mintToken } from '../../src/standalone/development.js'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
+import { spawnStandalone, startStandalone } from '../helper-server.js'
 import { seedFixture, TEST_SECRET } from '../helper.js'
-
-const TSX = new URL('../node_modules/.bin/tsx', import.meta.url).pathname
-const SERVER = new URL('../../src/standalone/server.ts', import.meta.url).pathname
-
-interface RunningServer { child: ChildProcess, url: string, output: () => string }
-
-async function startServer (env: Record<string, string>): Promise<RunningServer> {
-  const child = spawn(TSX, [SERVER], { env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000)
-    child.stdout.on('data', () => {
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
-    })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${output}`)) })
-  })
-  return { child, url, output: () => output }
-}
 
 t.test('configuration errors are reported together and stop the process', async (t) => {
   t.throws(() => readConfig({ PORT: 'abc', MONGODB_URI: 'postgres://x', LOG_LEVEL: 'loud', REQUEST_LOGGING: 'maybe', USERS_COLLECTION: 'a.b' }), ConfigError)
@@ -51,10 +30,9 @@ t.test('configuration errors are reported together and stop the process', async 
   t.match(readConfig({}), { port: 2212, host: '127.0.0.1', mongodbUri: undefined, usersCollection: 'users', serveOpenapi: true, requestLogging: true })
   t.match(readConfig({ REQUEST_LOGGING: '0', SERVE_OPENAPI: 'false', VERIFY_ROLE_IN_DATABASE: '1', BODY_LIMIT: '2048' }), { requestLogging: false, serveOpenapi: false, verifyRoleInDatabase: true, bodyLimit: 2048 })
 
-  const child = spawn(TSX, [SERVER], { env: { ...process.env, PORT: '-1', MONGODB_URI: 'mongodb://127.0.0.1:1/x' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const { child, stderr: printed } = spawnStandalone({ PORT: '-1', MONGODB_URI: 'mongodb://127.0.0.1:1/x' })
   const [code] = await once(child, 'exit')
+  const stderr = printed.join('')
   t.equal(code, 1)
   t.match(stderr, /Invalid configuration:\n {2}- JWT_SECRET is required[\s\S]*PORT=-1 must be an integer/)
 })
@@ -69,22 +47,22 @@ t.test('database names come from the URI path', async (t) => {
 t.test('serves the API, the contract and health; SIGTERM shuts it down cleanly', async (t) => {
   const { db, dbName } = await createTestDatabase(t)
   const fixture = await seedFixture(db)
-  const server = await startServer({ MONGODB_URI: uriForDatabase(dbName), JWT_SECRET: TEST_SECRET, REQUEST_LOGGING: 'true' })
+  const server = await startStandalone({ LOG_LEVEL: 'info', MONGODB_URI: uriForDatabase(dbName), JWT_SECRET: TEST_SECRET, REQUEST_LOGGING: 'true' })
   t.teardown(() => { server.child.kill('SIGKILL') })
 
-  const health = await fetch(`${server.url}/health`)
+  const health = await fetch(`${server.base}/health`)
   t.equal(health.status, 200)
   t.same(await health.json(), { status: 'ok', database: 'up' })
 
-  const json = await fetch(`${server.url}/openapi.json`)
+  const json = await fetch(`${server.base}/openapi.json`)
   t.match(json.headers.get('content-type'), /^application\/json/)
   t.same(await json.json(), openapiDocument)
-  const yaml = await fetch(`${server.url}/openapi.yaml`)
+  const yaml = await fetch(`${server.base}/openapi.yaml`)
   t.match(yaml.headers.get('content-type'), /^application\/yaml/)
   t.equal(await yaml.text(), openapiYaml, 'the YAML exactly as written')
 
   const token = await mintToken(TEST_SECRET, { sub: fixture.adminId, role: 'SUPERADMIN' })
-  const assigned = await fetch(`${server.url}/api/organizations/${fixture.organizationId}/phone-numbers`, {
+  const assigned = await fetch(`${server.base}/api/organizations/${fixture.organizationId}/phone-numbers`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-request-id': 'trace-me-42' },
     body: JSON.stringify({ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550102' })

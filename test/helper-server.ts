@@ -1,0 +1,108 @@
+/**
+ * The standalone server (src/standalone/server.ts) as a child process, for the tests that run
+ * it as a user would and for scripts/reliability. It lives beside helper-database.ts rather
+ * than in scripts/ so tests never depend on the reliability scripts (which already use the test
+ * helpers). It runs as `node --import tsx server.ts`: one process, so a SIGTERM or SIGINT sent
+ * to the child reaches the server itself (not npx or the tsx CLI), and its exit code is the server's.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import http from 'node:http'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '../src/embedded-mongo/index.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const SERVER = join(ROOT, 'src', 'standalone', 'server.ts')
+
+/** Variables to set in the child's copy of our environment; undefined removes one. */
+export type ServerEnv = Record<string, string | undefined>
+
+export interface StandaloneProcess {
+  child: ChildProcess
+  pid: number
+  /** Parsed pino lines (JSON) the server printed on stdout so far; other lines as { msg }. */
+  logs: Array<Record<string, unknown>>
+  /** Everything it printed on stderr. */
+  stderr: string[]
+  /** Everything it printed so far, stdout and stderr in the order it arrived. */
+  output: () => string
+}
+
+export interface StandaloneServer extends StandaloneProcess {
+  port: number
+  /** http://127.0.0.1:port */
+  base: string
+}
+
+export interface StartOptions {
+  startTimeoutMs?: number
+  /** Called with the child as soon as it exists, e.g. to kill it if the caller dies before it listens. */
+  onSpawn?: (child: ChildProcess) => void
+}
+
+/** Spawns the server with `env` and collects what it prints; does not wait for anything. */
+export function spawnStandalone (env: ServerEnv): StandaloneProcess {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env }
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete childEnv[key]
+    else childEnv[key] = value
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: Array<Record<string, unknown>> = []
+  const stderr: string[] = []
+  const output: string[] = []
+  let pending = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8')
+    output.push(text)
+    pending += text
+    const lines = pending.split('\n')
+    pending = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line.trim() === '') continue
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        logs.push({ msg: line })
+      }
+    }
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8')
+    stderr.push(text)
+    output.push(text)
+  })
+  return { child, pid: child.pid ?? -1, logs, stderr, output: () => output.join('') }
+}
+
+/** Any HTTP answer means it listens; a fresh connection each time (agent: false), none left open. */
+async function answers (url: string): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const request = http.get(url, { agent: false, timeout: 5000 }, (response) => {
+      response.resume()
+      resolve(true)
+    })
+    request.once('timeout', () => request.destroy(new Error('no answer within 5 s')))
+    request.once('error', () => resolve(false))
+  })
+}
+
+/**
+ * Starts the server on a free 127.0.0.1 port (known in advance, so any LOG_LEVEL works)
+ * and resolves once it answers HTTP.
+ */
+export async function startStandalone (env: ServerEnv, options: StartOptions = {}): Promise<StandaloneServer> {
+  const startTimeoutMs = options.startTimeoutMs ?? 90_000
+  const port = await freePort()
+  const started = spawnStandalone({ PORT: String(port), HOST: '127.0.0.1', ...env })
+  options.onSpawn?.(started.child)
+  const server: StandaloneServer = { ...started, port, base: `http://127.0.0.1:${port}` }
+  const deadline = Date.now() + startTimeoutMs
+  for (;;) {
+    if (server.child.exitCode !== null) throw new Error(`server exited with ${server.child.exitCode}: ${server.stderr.join('').slice(-2000)} ${JSON.stringify(server.logs.slice(-5))}`)
+    if (await answers(`${server.base}/health`)) return server
+    if (Date.now() > deadline) throw new Error(`server did not listen within ${startTimeoutMs} ms`)
+    await sleep(100)
+  }
+}
