@@ -5,6 +5,11 @@
  * 404 on remove must mean "not in the model", 409 changes nothing). Reads of
  * the worker's own users are checked against the model as they happen; the
  * final database state is compared with the model at the end.
+ *
+ * A write answered 5xx, or not answered at all, may still have been stored
+ * (the database can apply it after the driver gave up, e.g. when it is killed
+ * mid-write): its outcome is unknown, so the model keeps both possible states
+ * until the next answer that tells them apart (a list, a remove's 200 or 404).
  */
 import type http from 'node:http'
 import { ObjectId } from 'mongodb'
@@ -45,7 +50,8 @@ export interface LoadOptions {
 
 export interface LoadResult {
   samples: Sample[]
-  models: Map<string, Model>
+  /** Per user, the states the stored list may be in (one, unless a write's outcome is unknown). */
+  models: Map<string, Model[]>
   /** Read-your-writes mismatches and impossible answers seen during the run. */
   anomalies: string[]
 }
@@ -61,6 +67,17 @@ function applyAssign (model: Model, provider: Provider, phoneNumber: string, isD
     for (const [key, entry] of model) if (key.startsWith(`${provider}|`) && entry.isDefault) entry.isDefault = false
   }
   model.set(`${provider}|${phoneNumber}`, { isDefault, isInboundEnabled, ...(label === undefined ? {} : { label }) })
+}
+
+function copyOf (model: Model): Model {
+  return new Map([...model].map(([key, entry]) => [key, { ...entry }]))
+}
+
+/** The distinct states among `models` (by content). */
+function distinct (models: Model[]): Model[] {
+  const seen = new Map<string, Model>()
+  for (const model of models) seen.set(describe(model), model)
+  return [...seen.values()]
 }
 
 function describe (model: Model): string {
@@ -82,14 +99,14 @@ function modelFromList (list: unknown): Model {
 
 export async function runLoad (options: LoadOptions): Promise<LoadResult> {
   const samples: Sample[] = []
-  const models = new Map<string, Model>()
+  const models = new Map<string, Model[]>()
   const anomalies: string[] = []
   const started = performance.now()
   const url = `/api/organizations/${options.organizationId}/phone-numbers`
   const authorization = `Bearer ${options.token}`
   let counter = 0
   const stop = (): boolean => performance.now() - started > options.durationMs || (options.shouldStop?.() ?? false)
-  for (const id of options.userIds) models.set(id, new Map())
+  for (const id of options.userIds) models.set(id, [new Map()])
 
   async function worker (index: number): Promise<void> {
     const mine = options.userIds.map((id, i) => ({ id, i })).filter(({ i }) => i % options.connections === index)
@@ -97,7 +114,13 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
     const agent: http.Agent | undefined = options.agentPerRequest === true ? undefined : newAgent()
     while (!stop()) {
       const user = mine[rand(mine.length)]!
-      const model = models.get(user.id)!
+      const candidates = models.get(user.id)!
+      let write: ((model: Model) => void) | undefined
+      /** A write answered without a verdict: keep both the unchanged and the written states. */
+      const widen = (): void => {
+        const written = candidates.map((model) => { const next = copyOf(model); write?.(next); return next })
+        models.set(user.id, distinct([...candidates, ...written]))
+      }
       const roll = Math.random()
       const provider = PROVIDERS[rand(PROVIDERS.length)]!
       const phoneNumber = phoneOf(user.i, rand(4))
@@ -111,6 +134,7 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           const isDefault = Math.random() < 0.5
           const isInboundEnabled = Math.random() < 0.7
           const label = Math.random() < 0.5 ? `label ${rand(3)}` : undefined
+          write = (model) => applyAssign(model, provider, phoneNumber, isDefault, isInboundEnabled, label)
           const answer = await call(options.base, 'POST', url, {
             agent: agent ?? false,
             headers,
@@ -118,16 +142,27 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           })
           sample.status = answer.status
           sample.errorShape = isErrorBody(answer.body)
-          if (answer.status === 200) applyAssign(model, provider, phoneNumber, isDefault, isInboundEnabled, label)
+          if (answer.status === 200) {
+            for (const model of candidates) write(model)
+          } else if (answer.status >= 500) {
+            widen()
+          }
         } else if (op === 'remove') {
           const key = `${provider}|${phoneNumber}`
+          write = (model) => { model.delete(key) }
           const answer = await call(options.base, 'DELETE', url, { agent: agent ?? false, headers, body: { targetUserId: user.id, provider, phoneNumber } })
           sample.status = answer.status
           sample.errorShape = isErrorBody(answer.body)
           if (answer.status === 200) {
-            if (!model.delete(key)) anomalies.push(`remove of ${key} on ${user.id} answered 200 but the model did not hold it`)
-          } else if (answer.status === 404 && model.has(key)) {
-            anomalies.push(`remove of ${key} on ${user.id} answered 404 but the model holds it (lost update)`)
+            const holding = candidates.filter((model) => model.has(key))
+            if (holding.length === 0) anomalies.push(`remove of ${key} on ${user.id} answered 200 but the model did not hold it`)
+            else models.set(user.id, distinct(holding.map((model) => { model.delete(key); return model })))
+          } else if (answer.status === 404) {
+            const without = candidates.filter((model) => !model.has(key))
+            if (without.length === 0) anomalies.push(`remove of ${key} on ${user.id} answered 404 but the model holds it (lost update)`)
+            else models.set(user.id, without)
+          } else if (answer.status >= 500) {
+            widen()
           }
         } else {
           const wholeOrganization = Math.random() < 0.05
@@ -136,11 +171,15 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           sample.errorShape = isErrorBody(answer.body)
           if (answer.status === 200 && !wholeOrganization) {
             const listed = modelFromList((answer.body as { phoneNumbers?: unknown }).phoneNumbers)
-            if (describe(listed) !== describe(model)) anomalies.push(`list of ${user.id} differs from the model: ${describe(listed)} vs ${describe(model)}`)
+            const matching = candidates.filter((model) => describe(model) === describe(listed))
+            if (matching.length === 0) anomalies.push(`list of ${user.id} differs from the model: ${describe(listed)} vs ${candidates.map(describe).join(' or ')}`)
+            else models.set(user.id, matching.slice(0, 1))
           }
         }
       } catch (error) {
         sample.failure = error instanceof RequestFailure ? error.code : String(error)
+        // No answer at all: a write may or may not have been stored; the next list tells.
+        if (write !== undefined) widen()
       }
       sample.end = performance.now()
       samples.push(sample)
@@ -155,14 +194,14 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
 }
 
 /** Compares every user's stored array with its model; returns the users that differ. */
-export async function compareWithModels (uri: string, models: Map<string, Model>): Promise<string[]> {
+export async function compareWithModels (uri: string, models: Map<string, Model[]>): Promise<string[]> {
   return await withDb(uri, async (db) => {
     const differences: string[] = []
     const users = await db.collection('users').find({ _id: { $in: [...models.keys()].map((id) => new ObjectId(id)) } }).toArray()
     const stored = new Map(users.map((user) => [String(user._id), modelFromList(user['phoneNumbers'])]))
-    for (const [id, model] of models) {
+    for (const [id, candidates] of models) {
       const actual = stored.get(id) ?? new Map()
-      if (describe(actual) !== describe(model)) differences.push(`${id}: stored ${describe(actual)}, expected ${describe(model)}`)
+      if (!candidates.some((model) => describe(actual) === describe(model))) differences.push(`${id}: stored ${describe(actual)}, expected ${candidates.map(describe).join(' or ')}`)
     }
     return differences
   })
