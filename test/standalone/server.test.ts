@@ -31,7 +31,7 @@ t.test('configuration errors are reported together and stop the process', async 
   t.match(readConfig({ REQUEST_LOGGING: '0', SERVE_OPENAPI: 'false', VERIFY_ROLE_IN_DATABASE: '1', BODY_LIMIT: '2048' }), { requestLogging: false, serveOpenapi: false, verifyRoleInDatabase: true, bodyLimit: 2048 })
 
   const { child, stderr: printed } = spawnStandalone({ PORT: '-1', MONGODB_URI: 'mongodb://127.0.0.1:1/x' })
-  const [code] = await once(child, 'exit')
+  const [code] = await once(child, 'close')
   const stderr = printed.join('')
   t.equal(code, 1)
   t.match(stderr, /Invalid configuration:\n {2}- JWT_SECRET is required[\s\S]*PORT=-1 must be an integer/)
@@ -73,7 +73,8 @@ t.test('serves the API, the contract and health; SIGTERM shuts it down cleanly',
   t.match(server.output(), /"reqId":"trace-me-42"/, 'request ids in the logs, taken from x-request-id')
 
   server.child.kill('SIGTERM')
-  const [code] = await once(server.child, 'exit')
+  // 'close', not 'exit': the child's stdout may still hold its last lines when it exits.
+  const [code] = await once(server.child, 'close')
   t.equal(code, 0, 'clean exit on SIGTERM')
   t.match(server.output(), /shutting down: finishing in-flight requests[\s\S]*"msg":"stopped"/)
 })
