@@ -4,7 +4,7 @@
  * `drainPromiseJobs()` waits one setImmediate turn: not a delay, it only lets every
  * promise reaction already queued run, so "has not started yet" is a real claim.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createPerKeyQueue } from '../../src/domain/per-key-queue.js'
 
 interface Deferred<T> {
@@ -21,6 +21,11 @@ function deferred<T> (): Deferred<T> {
     reject = _reject
   })
   return { promise, resolve, reject }
+}
+
+/** A fresh queue and a fresh recorder. */
+function setup () {
+  return { enqueue: createPerKeyQueue(), ...recorder() }
 }
 
 function drainPromiseJobs (): Promise<void> {
@@ -58,7 +63,9 @@ function recorder () {
     }
   }
 
-  return { log, counter, task }
+  /** String tasks, one per name. */
+  const tasks = <Names extends string[]>(...names: Names) => names.map((name) => task<string>(name)) as { [K in keyof Names]: ReturnType<typeof task<string>> }
+  return { log, counter, task, tasks }
 }
 
 /** Tracks whether a promise has settled, without waiting for it. */
@@ -69,11 +76,8 @@ function track<T> (promise: Promise<T>): { readonly settled: boolean } {
 }
 
 t.test('tasks with the same key run one after another, in submission order', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { log, counter, task } = recorder()
-  const a = task<string>('a')
-  const b = task<string>('b')
-  const c = task<string>('c')
+  const { enqueue, log, counter, tasks } = setup()
+  const [a, b, c] = tasks('a', 'b', 'c')
 
   const pa = enqueue('k', a.run)
   const pb = enqueue('k', b.run)
@@ -99,8 +103,7 @@ t.test('tasks with the same key run one after another, in submission order', asy
 })
 
 t.test('submission order holds even when later tasks are ready first', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { log, counter, task } = recorder()
+  const { enqueue, log, counter, task } = setup()
   const tasks = ['a', 'b', 'c', 'd'].map((name) => task<string>(name))
   const [first, ...rest] = tasks
   if (first === undefined) throw new Error('no tasks')
@@ -118,11 +121,8 @@ t.test('submission order holds even when later tasks are ready first', async (t)
 })
 
 t.test('tasks with different keys run in parallel', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { counter, task } = recorder()
-  const x = task<string>('x')
-  const y = task<string>('y')
-  const z = task<string>('z')
+  const { enqueue, counter, tasks } = setup()
+  const [x, y, z] = tasks('x', 'y', 'z')
 
   const px = enqueue('key-1', x.run)
   const py = enqueue('key-2', y.run)
@@ -144,15 +144,11 @@ t.test('tasks with different keys run in parallel', async (t) => {
 })
 
 t.test('a busy key does not hold up another key', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { log, task } = recorder()
-  const a1 = task<string>('a1')
-  const a2 = task<string>('a2')
-  const b1 = task<string>('b1')
+  const { enqueue, log, tasks } = setup()
+  const [a1, a2, b1] = tasks('a1', 'a2', 'b1')
 
-  const pa1 = enqueue('a', a1.run)
-  const pa2 = enqueue('a', a2.run)
-  const pb1 = enqueue('b', b1.run)
+  // Two tasks for key a, then one for key b.
+  const [pa1, pa2, pb1] = [enqueue('a', a1.run), enqueue('a', a2.run), enqueue('b', b1.run)]
   await b1.started
   b1.resolve('B1')
   t.equal(await pb1, 'B1', 'b finished while a still had work queued')
@@ -165,11 +161,8 @@ t.test('a busy key does not hold up another key', async (t) => {
 })
 
 t.test('a rejected task reaches its caller and does not block the next one of its key', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { log, counter, task } = recorder()
-  const a = task<string>('a')
-  const b = task<string>('b')
-  const c = task<string>('c')
+  const { enqueue, log, counter, tasks } = setup()
+  const [a, b, c] = tasks('a', 'b', 'c')
   const failure = new Error('task a failed')
 
   const pa = enqueue('k', a.run)
@@ -191,8 +184,7 @@ t.test('a rejected task reaches its caller and does not block the next one of it
 })
 
 t.test('a task that throws before returning a promise is reported to its caller only', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { task } = recorder()
+  const { enqueue, task } = setup()
   const boom = (): Promise<string> => { throw new Error('sync boom') }
 
   await t.rejects(enqueue('k', boom), { message: 'sync boom' }, 'first on an idle key')
@@ -211,8 +203,7 @@ t.test('a task that throws before returning a promise is reported to its caller 
 })
 
 t.test('each caller gets the result of its own task', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { task } = recorder()
+  const { enqueue, task } = setup()
   const jobs = []
   for (const key of ['a', 'b', 'c']) {
     for (let i = 0; i < 3; i++) {
@@ -231,11 +222,8 @@ t.test('each caller gets the result of its own task', async (t) => {
 })
 
 t.test('a task submitted while the key is still busy waits, even after the first task of the chain ended', async (t) => {
-  const enqueue = createPerKeyQueue()
-  const { log, counter, task } = recorder()
-  const a = task<string>('a')
-  const b = task<string>('b')
-  const c = task<string>('c')
+  const { enqueue, log, counter, tasks } = setup()
+  const [a, b, c] = tasks('a', 'b', 'c')
 
   const pa = enqueue('k', a.run)
   const pb = enqueue('k', b.run)
@@ -258,19 +246,23 @@ t.test('a task submitted while the key is still busy waits, even after the first
 t.test('an idle key is forgotten: after everything settled, a new task for an old key starts at once', async (t) => {
   // Starting synchronously is the observable sign that no stale entry is left for
   // the key: a task queued behind anything (even a settled promise) starts later.
-  const enqueue = createPerKeyQueue()
-  const { task } = recorder()
+  const { enqueue, task } = setup()
+
+  /** A new task for `key` starts before enqueue returns. */
+  async function expectImmediateStart (t: Test, key: string): Promise<void> {
+    const again = task<string>('again')
+    const pAgain = enqueue(key, again.run)
+    t.equal(again.hasStarted, true, 'started before enqueue returned')
+    again.resolve('again')
+    t.equal(await pAgain, 'again')
+  }
 
   t.test('after one task', async (t) => {
     const a = task<string>('a')
     const pa = enqueue('one', a.run)
     a.resolve('A')
     await pa
-    const again = task<string>('again')
-    const pAgain = enqueue('one', again.run)
-    t.equal(again.hasStarted, true, 'started before enqueue returned')
-    again.resolve('again')
-    t.equal(await pAgain, 'again')
+    await expectImmediateStart(t, 'one')
   })
 
   t.test('after a chain of tasks', async (t) => {
@@ -281,11 +273,7 @@ t.test('an idle key is forgotten: after everything settled, a new task for an ol
       x.resolve('done')
     }
     await Promise.all(results)
-    const again = task<string>('again')
-    const pAgain = enqueue('chain', again.run)
-    t.equal(again.hasStarted, true)
-    again.resolve('again')
-    await pAgain
+    await expectImmediateStart(t, 'chain')
   })
 
   t.test('after a rejected task', async (t) => {
@@ -293,11 +281,7 @@ t.test('an idle key is forgotten: after everything settled, a new task for an ol
     const pa = enqueue('rejected', a.run)
     a.reject(new Error('no'))
     await t.rejects(pa)
-    const again = task<string>('again')
-    const pAgain = enqueue('rejected', again.run)
-    t.equal(again.hasStarted, true)
-    again.resolve('again')
-    await pAgain
+    await expectImmediateStart(t, 'rejected')
   })
 
   t.test('across many keys', async (t) => {
