@@ -23,9 +23,9 @@ export interface CallerClaims {
 }
 
 interface ClaimChecks {
-  /** Accepted `iss` values; checked only when set. */
+  /** Accepted `iss` values; when set, every token must carry one of them. */
   issuer?: string | string[] | undefined
-  /** Accepted `aud` values; checked only when set. */
+  /** Accepted `aud` values; when set, every token must carry one of them. */
   audience?: string | string[] | undefined
 }
 
@@ -98,7 +98,8 @@ async function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumb
     decode: { complete: 'getKey' in auth },
     verify: {
       algorithms: auth.algorithms ?? ['HS256'],
-      requiredClaims: ['exp'],
+      // A configured issuer or audience is required, not only checked when present.
+      requiredClaims: ['exp', ...(auth.issuer === undefined ? [] : ['iss']), ...(auth.audience === undefined ? [] : ['aud'])],
       ...(auth.issuer === undefined ? {} : { allowedIss: auth.issuer }),
       ...(auth.audience === undefined ? {} : { allowedAud: auth.audience }),
       // Verified tokens are cached (bounded LRU, honouring exp): the hot path

@@ -4,6 +4,7 @@
  * error handler is untouched because this one is set on a child context.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ERROR_TITLES, NOT_FOUND_TITLES } from './errors.js'
 
 // Matched by name rather than instanceof: a host may inject a Db from its own
@@ -22,7 +23,31 @@ export function isDatabaseUnavailable (error: Error): boolean {
   return DATABASE_UNAVAILABLE.has(error.name)
 }
 
+// After an early rejection (auth, content type, size) the body is still on its
+// way. Node would read it to the end to keep the connection alive, however long
+// it is. Instead read and discard a bounded amount, so the client sees its
+// answer rather than a reset (a lingering close, as HTTP servers do), then close.
+const LINGER_BYTES = 8 * 1024 * 1024
+const LINGER_MS = 2000
+
+function closeAfterLingering (request: IncomingMessage, response: ServerResponse): void {
+  response.once('finish', () => {
+    if (request.complete) return
+    const socket = request.socket
+    let discarded = 0
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+    timer.unref()
+    // Counted on the socket: Node discards a dumped request's body in its parser, without 'data' events.
+    socket.on('data', (chunk: Buffer) => {
+      discarded += chunk.length
+      if (discarded > LINGER_BYTES) socket.destroy()
+    })
+    socket.once('close', () => clearTimeout(timer))
+  })
+}
+
 export function replyWithContractError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (!request.raw.complete) closeAfterLingering(request.raw, reply.raw)
   if (error.validation !== undefined) {
     // Fastify's message names the part and field, e.g.
     // `body/phoneNumber must match pattern "^\+[1-9]\d{1,14}$"`.

@@ -4,7 +4,7 @@
  * failing with a message that says what to change.
  */
 import type { Db } from 'mongodb'
-import { DEFAULT_STORE_OPTIONS, isValidName } from '../../src/domain/store.js'
+import { DEFAULT_STORE_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
 import type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 
 export const DEFAULT_OPTIONS = {
@@ -80,6 +80,9 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   checkName('usersCollection', options.usersCollection)
   checkName('organizationsCollection', options.organizationsCollection)
   checkName('phoneNumbersField', options.phoneNumbersField)
+  if (typeof options.phoneNumbersField === 'string' && isReservedUserField(options.phoneNumbersField)) {
+    throw optionError(`phoneNumbersField ${JSON.stringify(options.phoneNumbersField)} would overwrite a user field the plugin reads (${RESERVED_USER_FIELDS.join(', ')})`)
+  }
   checkPositiveInteger('bodyLimit', options.bodyLimit)
   checkPositiveInteger('maxWriteAttempts', options.maxWriteAttempts)
   if (options.isSuperAdmin !== undefined && typeof options.isSuperAdmin !== 'function') {

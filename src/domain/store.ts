@@ -111,6 +111,13 @@ export function isValidName (value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && !/[$.\0]/.test(value)
 }
 
+/** User fields the store reads besides the assignments: the assignments field must not be one of them. */
+export const RESERVED_USER_FIELDS: readonly string[] = Object.freeze(['_id', 'organizationId', 'role', 'roles'])
+
+export function isReservedUserField (name: string): boolean {
+  return RESERVED_USER_FIELDS.includes(name)
+}
+
 const ORGANIZATION_NOT_FOUND = { status: 'organization-not-found' } as const
 const USER_NOT_FOUND = { status: 'user-not-found' } as const
 const ASSIGNMENT_NOT_FOUND = { status: 'assignment-not-found' } as const

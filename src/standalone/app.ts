@@ -6,11 +6,13 @@
  */
 import mongodb from '@fastify/mongodb'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { LogController, type FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyHttpOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, Server } from 'node:http'
 import orgPhoneNumbers, { DEFAULT_OPTIONS, replyToFrameworkError, type OrgPhoneNumbersOptions } from '../../plugins/phone-numbers/index.js'
 import { GetHealth } from '../../schemas/generated/typebox.js'
-import type { ServerConfig } from './config.js'
+import { databaseNameOf, type ServerConfig } from './config.js'
 import { seedDemoData } from './development.js'
 
 export interface AppOptions {
@@ -24,22 +26,29 @@ export interface AppOptions {
   phoneNumbers: Omit<OrgPhoneNumbersOptions, 'db'>
 }
 
-/** The database named in the URI's path, if any (`mongodb://host:port/name?opts`). */
-export function databaseNameOf (uri: string): string | undefined {
-  const afterScheme = uri.slice(uri.indexOf('://') + 3)
-  const slash = afterScheme.indexOf('/')
-  if (slash === -1) return undefined
-  const name = decodeURIComponent(afterScheme.slice(slash + 1).split('?')[0] ?? '')
-  return name === '' ? undefined : name
+// A client's x-request-id is used only when it is short and plain; anything
+// else (long, odd bytes, text meant for a reader) gets a generated id.
+const SAFE_REQUEST_ID = /^[\w.-]{1,64}$/
+
+function requestIdOf (request: IncomingMessage): string {
+  const given = request.headers['x-request-id']
+  return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
 }
 
+type ServerSettings = Pick<ServerConfig, 'logLevel' | 'requestLogging' | 'bodyLimit' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>
+
 /** Fastify's own options for the standalone server. */
-export function serverOptions (config: Pick<ServerConfig, 'logLevel' | 'requestLogging' | 'bodyLimit'>): FastifyServerOptions {
+export function serverOptions (config: ServerSettings): FastifyHttpOptions<Server> {
   return {
     logger: { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: !config.requestLogging }),
-    requestIdHeader: 'x-request-id',
+    genReqId: requestIdOf,
     bodyLimit: config.bodyLimit,
+    // Slow or endless requests must not hold sockets: Fastify's defaults are no limit.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // Node checks the request and headers timeouts on this interval (default 30 s).
+    http: { headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: 1000 },
     // URLs the router refuses before any route runs still answer { error, details }.
     frameworkErrors: replyToFrameworkError
   }

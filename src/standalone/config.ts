@@ -2,13 +2,66 @@
  * Standalone server configuration, read from the environment once at start.
  * Every bad variable is reported together, each with what to change.
  */
-import { DEFAULT_OPTIONS, isValidName } from '../../plugins/phone-numbers/index.js'
+import { DEFAULT_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../plugins/phone-numbers/index.js'
+
+/** MongoDB's rules for database names (no '/\\. "$*<>:|?' or NUL, at most 63 bytes). */
+function databaseNameProblem (name: string): string | undefined {
+  if (/[/\\. "$*<>:|?\0]/.test(name)) return 'must not contain any of / \\ . " $ * < > : | ? space or NUL'
+  if (Buffer.byteLength(name) > 63) return 'must be at most 63 bytes'
+  return undefined
+}
+
+/** The database named in a connection string's path, if any (`mongodb://host:port/name?opts`); throws on a broken %-escape. */
+export function databaseNameOf (uri: string): string | undefined {
+  const afterScheme = uri.slice(uri.indexOf('://') + 3)
+  const slash = afterScheme.indexOf('/')
+  if (slash === -1) return undefined
+  const name = decodeURIComponent(afterScheme.slice(slash + 1).split('?')[0] ?? '')
+  return name === '' ? undefined : name
+}
+
+function uriProblems (uri: string): string[] {
+  if (!/^mongodb(\+srv)?:\/\//.test(uri)) return ['MONGODB_URI must start with mongodb:// or mongodb+srv:// (unset it to use the embedded development database)']
+  let name: string | undefined
+  try {
+    name = databaseNameOf(uri)
+  } catch {
+    return ['MONGODB_URI has a broken %-escape in its database name']
+  }
+  const problem = name === undefined ? undefined : databaseNameProblem(name)
+  return problem === undefined ? [] : [`MONGODB_URI names the database ${JSON.stringify(name)}, which ${problem}`]
+}
+
+/**
+ * Why a secret is too weak to sign tokens, or undefined. Length alone lets
+ * 32 × 'a' or 40 spaces through; this also asks for varied characters and
+ * about 128 bits by a per-character (Shannon) estimate, which a random hex
+ * or base64 secret of 32+ characters passes with room to spare.
+ */
+export function secretWeakness (secret: string): string | undefined {
+  if (secret.length < 32) return 'must be at least 32 characters long'
+  if (secret.trim() !== secret) return 'must not start or end with white space'
+  const counts = new Map<string, number>()
+  for (const character of secret) counts.set(character, (counts.get(character) ?? 0) + 1)
+  let bitsPerCharacter = 0
+  for (const count of counts.values()) {
+    const p = count / secret.length
+    bitsPerCharacter -= p * Math.log2(p)
+  }
+  if (counts.size < 10 || bitsPerCharacter * secret.length < 128) return 'looks guessable (too few distinct characters); use a random secret'
+  return undefined
+}
 
 export interface ServerConfig {
   port: number
   host: string
-  /** Unset: start the embedded development database. */
+  /** Unset: start the embedded development database (development mode only). */
   mongodbUri: string | undefined
+  /**
+   * Embedded database, demo data and (with a generated secret) a printed token.
+   * On when neither MONGODB_URI nor JWT_SECRET is set, or with DEVELOPMENT_MODE=true.
+   */
+  developmentMode: boolean
   /** Used when the URI names no database. */
   defaultDatabaseName: string
   /** Unset only on the embedded database, where a development secret is generated. */
@@ -27,6 +80,12 @@ export interface ServerConfig {
   serverSelectionTimeoutMs: number
   /** Graceful shutdown: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number
+  /** A whole request (headers and body) must arrive within this time, else 408 and the socket closes. */
+  requestTimeoutMs: number
+  /** The request headers must arrive within this time. */
+  headersTimeoutMs: number
+  /** An idle keep-alive connection is closed after this time. */
+  keepAliveTimeoutMs: number
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -52,7 +111,8 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   function integer (name: string, fallback: number, min: number, max: number): number {
     const raw = env[name]
     if (raw === undefined || raw === '') return fallback
-    const value = Number(raw)
+    // Plain decimal digits only: Number() would also take 0x10, 1e3 or ' 8 '.
+    const value = /^\d{1,10}$/.test(raw) ? Number(raw) : Number.NaN
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${name}=${raw} must be an integer from ${min} to ${max}`)
       return fallback
@@ -72,38 +132,63 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     if (!isValidName(value)) problems.push(`${variable}=${value} must not contain '$', '.' or NUL`)
     return value
   }
+  function databaseName (variable: string, fallback: string): string {
+    const value = text(variable, fallback)
+    const problem = databaseNameProblem(value)
+    if (problem !== undefined) problems.push(`${variable}=${value} ${problem}`)
+    return value
+  }
+  function field (variable: string, fallback: string): string {
+    const value = name(variable, fallback)
+    if (isReservedUserField(value)) problems.push(`${variable}=${value} would overwrite a user field the plugin reads (${RESERVED_USER_FIELDS.join(', ')}); choose another name`)
+    return value
+  }
 
   const mongodbUri = optionalText('MONGODB_URI')
-  if (mongodbUri !== undefined && !/^mongodb(\+srv)?:\/\//.test(mongodbUri)) {
-    problems.push('MONGODB_URI must start with mongodb:// or mongodb+srv:// (unset it to use the embedded development database)')
-  }
+  if (mongodbUri !== undefined) problems.push(...uriProblems(mongodbUri))
   const jwtSecret = optionalText('JWT_SECRET')
+  const developmentFlag = flag('DEVELOPMENT_MODE', false)
   if (jwtSecret === undefined && mongodbUri !== undefined) {
     problems.push('JWT_SECRET is required when MONGODB_URI is set (at least 32 characters, e.g. `openssl rand -hex 32`)')
-  } else if (jwtSecret !== undefined && jwtSecret.length < 32) {
-    problems.push('JWT_SECRET must be at least 32 characters long')
+  } else if (jwtSecret !== undefined) {
+    const weakness = secretWeakness(jwtSecret)
+    if (weakness !== undefined) problems.push(`JWT_SECRET ${weakness} (e.g. \`openssl rand -hex 32\`)`)
+  }
+  // A real secret without a database is a misconfiguration (a misspelt MONGODB_URI, say),
+  // not a request for the embedded development database.
+  if (jwtSecret !== undefined && mongodbUri === undefined && !developmentFlag) {
+    problems.push('MONGODB_URI is not set, but JWT_SECRET is: set MONGODB_URI, or unset JWT_SECRET for development mode (DEVELOPMENT_MODE=true runs the embedded database with your secret and prints no token)')
   }
   const logLevel = text('LOG_LEVEL', 'info')
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${logLevel} must be one of ${LOG_LEVELS.join(', ')}`)
+
+  const requestTimeoutMs = integer('REQUEST_TIMEOUT_MS', 10_000, 1000, 600_000)
+  const headersTimeoutMs = integer('HEADERS_TIMEOUT_MS', 5000, 500, 600_000)
+  // Node refuses a headers timeout longer than the request timeout.
+  if (headersTimeoutMs > requestTimeoutMs) problems.push(`HEADERS_TIMEOUT_MS=${headersTimeoutMs} must not exceed REQUEST_TIMEOUT_MS=${requestTimeoutMs}`)
 
   const config: ServerConfig = {
     port: integer('PORT', 2212, 0, 65535),
     host: text('HOST', '127.0.0.1'),
     mongodbUri,
-    defaultDatabaseName: name('MONGODB_DATABASE', 'tether'),
+    developmentMode: mongodbUri === undefined,
+    defaultDatabaseName: databaseName('MONGODB_DATABASE', 'tether'),
     jwtSecret,
     jwtIssuer: optionalText('JWT_ISSUER'),
     jwtAudience: optionalText('JWT_AUDIENCE'),
     usersCollection: name('USERS_COLLECTION', DEFAULT_OPTIONS.usersCollection),
     organizationsCollection: name('ORGANIZATIONS_COLLECTION', DEFAULT_OPTIONS.organizationsCollection),
-    phoneNumbersField: name('PHONE_NUMBERS_FIELD', DEFAULT_OPTIONS.phoneNumbersField),
+    phoneNumbersField: field('PHONE_NUMBERS_FIELD', DEFAULT_OPTIONS.phoneNumbersField),
     logLevel,
     requestLogging: flag('REQUEST_LOGGING', true),
     serveOpenapi: flag('SERVE_OPENAPI', true),
     verifyRoleInDatabase: flag('VERIFY_ROLE_IN_DATABASE', false),
     bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
     serverSelectionTimeoutMs: integer('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000, 100, 60_000),
-    shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000)
+    shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: integer('KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config

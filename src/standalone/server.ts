@@ -38,7 +38,7 @@ async function main (): Promise<void> {
   }
 
   let database: RunningMongo | undefined
-  if (config.mongodbUri === undefined) {
+  if (config.developmentMode) {
     database = await startMongo({ log: (line) => console.error(`[embedded database] ${line}`) })
   }
   const mongodbUri = config.mongodbUri ?? database!.uri
@@ -77,6 +77,11 @@ async function main (): Promise<void> {
   if (database !== undefined) {
     const address = `http://${config.host}:${(server.server.address() as { port: number }).port}`
     server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri }, 'embedded development database')
+    if (config.jwtSecret !== undefined) {
+      // Never print a token signed with a secret the operator supplied: it may be valid elsewhere.
+      console.error(`\nDevelopment mode (DEVELOPMENT_MODE=true): embedded ${database.backend} ${database.serverVersion} at ${database.uri}, demo organization ${DEMO_ORGANIZATION_ID}. No token is printed: sign one with your own JWT_SECRET.\n`)
+      return
+    }
     const token = await superAdminToken(jwtSecret)
     console.error([
       '',

@@ -15,6 +15,8 @@ t.test('options are checked at registration, with a message that says what to ch
     ['alg none', { db, auth: { secret: TEST_SECRET, algorithms: ['none'] } }, /"none" is never accepted/],
     ['bad collection name', { db, auth: { secret: TEST_SECRET }, usersCollection: 'users.$x' }, /usersCollection must be a non-empty name/],
     ['empty field name', { db, auth: { secret: TEST_SECRET }, phoneNumbersField: '' }, /phoneNumbersField must be a non-empty name/],
+    ['field that would overwrite the role', { db, auth: { secret: TEST_SECRET }, phoneNumbersField: 'role' }, /phoneNumbersField "role" would overwrite a user field the plugin reads/],
+    ['field that would overwrite the organization', { db, auth: { secret: TEST_SECRET }, phoneNumbersField: 'organizationId' }, /would overwrite a user field/],
     ['zero body limit', { db, auth: { secret: TEST_SECRET }, bodyLimit: 0 }, /bodyLimit must be a positive integer/],
     ['fractional attempts', { db, auth: { secret: TEST_SECRET }, maxWriteAttempts: 1.5 }, /maxWriteAttempts must be a positive integer/],
     ['predicate not a function', { db, auth: { secret: TEST_SECRET }, isSuperAdmin: 'SUPERADMIN' }, /isSuperAdmin must be a function/],
