@@ -22,7 +22,15 @@ export interface CallerClaims {
   [claim: string]: unknown
 }
 
-interface ClaimChecks {
+interface LifetimeCheck {
+  /**
+   * Longest accepted token lifetime in seconds: a token whose `exp` lies
+   * further ahead, or whose `iat` lies in the future, is refused. Default: no limit.
+   */
+  maxLifetimeSeconds?: number | undefined
+}
+
+interface ClaimChecks extends LifetimeCheck {
   /** Accepted `iss` values; when set, every token must carry one of them. */
   issuer?: string | string[] | undefined
   /** Accepted `aud` values; when set, every token must carry one of them. */
@@ -48,7 +56,7 @@ export interface KeyResolverAuthOptions extends ClaimChecks {
 }
 
 /** Reuse the host's already registered @fastify/jwt (`request.jwtVerify()`), with its keys and checks. */
-export interface HostJwtAuthOptions {
+export interface HostJwtAuthOptions extends LifetimeCheck {
   useHostJwt: true
 }
 
@@ -57,7 +65,7 @@ export type PhoneNumbersAuthOptions = SecretAuthOptions | PublicKeyAuthOptions |
 export interface PhoneNumbersAuthPluginOptions {
   auth: PhoneNumbersAuthOptions
   isSuperAdmin: (claims: CallerClaims) => boolean
-  /** Re-read the caller (users collection, `_id` = `sub`) and apply `isSuperAdmin` to the stored document on every request. */
+  /** Re-read the caller (users collection, `_id` = `sub`) and apply `isSuperAdmin` to the stored document (all its fields but the numbers) on every request. */
   verifyRoleInDatabase: boolean
   store: PhoneNumberStore
 }
@@ -72,6 +80,16 @@ const JWT_VERIFY = 'orgPhoneNumbersJwtVerify'
 const MISSING_HEADER = 'No Authorization was found in request.headers'
 const NOT_BEARER = 'The Authorization header must use the Bearer scheme: Authorization: Bearer <token>'
 const NO_EXP = 'The token has no exp claim; this API accepts only tokens that expire'
+// Clock skew allowed between the token issuer and this server, for iat.
+const CLOCK_SKEW_SECONDS = 60
+
+/** Why a verified token lives too long, or undefined. */
+function lifetimeProblem (claims: CallerClaims, maxLifetimeSeconds: number): string | undefined {
+  const now = Date.now() / 1000
+  if (typeof claims['exp'] === 'number' && claims['exp'] - now > maxLifetimeSeconds) return `The token expires more than ${maxLifetimeSeconds} s from now, longer than this API accepts`
+  if (typeof claims['iat'] === 'number' && claims['iat'] > now + CLOCK_SKEW_SECONDS) return 'The token was issued in the future (iat)'
+  return undefined
+}
 // RFC 7235: the scheme is case-insensitive, and at least one space follows it.
 const BEARER_SCHEME = /^Bearer\s/i
 
@@ -141,7 +159,7 @@ async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbers
 
   async function callerStillSuperAdmin (claims: CallerClaims): Promise<boolean> {
     if (typeof claims.sub !== 'string') return false
-    const stored = await store.findCallerRoles(claims.sub)
+    const stored = await store.findCaller(claims.sub)
     // The stored fields go through the same predicate as the token's claims.
     return stored !== undefined && isSuperAdmin(stored as CallerClaims)
   }
@@ -162,6 +180,10 @@ async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbers
       throw new UnauthorizedError((error as Error).message)
     }
     const claims = asClaims(payload)
+    if (claims !== undefined && auth.maxLifetimeSeconds !== undefined) {
+      const problem = lifetimeProblem(claims, auth.maxLifetimeSeconds)
+      if (problem !== undefined) throw new UnauthorizedError(problem)
+    }
     if (claims === undefined || !isSuperAdmin(claims)) throw new ForbiddenError()
     if (verifyRoleInDatabase && !await callerStillSuperAdmin(claims)) throw new ForbiddenError()
   })

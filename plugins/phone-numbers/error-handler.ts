@@ -5,7 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ERROR_TITLES, NOT_FOUND_TITLES } from './errors.js'
+import { CODE_TITLES, ERROR_TITLES } from './errors.js'
 
 // Matched by name rather than instanceof: a host may inject a Db from its own
 // copy of the driver, whose classes are not ours.
@@ -57,7 +57,7 @@ export function replyWithContractError (error: FastifyError, request: FastifyReq
 
   const status = error.statusCode ?? 500
   if (status >= 400 && status < 500) {
-    const title = NOT_FOUND_TITLES[error.code] ?? ERROR_TITLES[status] ?? 'Request error'
+    const title = CODE_TITLES[error.code] ?? ERROR_TITLES[status] ?? 'Request error'
     reply.code(status).send({ error: title, details: error.message })
     return
   }

@@ -11,9 +11,11 @@ import createError from '@fastify/error'
 export const UnauthorizedError = createError('ORG_PHONE_UNAUTHORIZED', '%s', 401, Error, false)
 export const ForbiddenError = createError('ORG_PHONE_FORBIDDEN', 'This operation requires the SUPERADMIN role', 403, Error, false)
 export const ValidationError = createError('ORG_PHONE_VALIDATION', '%s', 400, Error, false)
+export const UnsupportedCharsetError = createError('ORG_PHONE_UNSUPPORTED_CHARSET', 'JSON bodies must be UTF-8, got charset %s', 415, Error, false)
 export const OrganizationNotFoundError = createError('ORG_PHONE_ORGANIZATION_NOT_FOUND', 'No organization exists with the provided id', 404)
 export const UserNotInOrganizationError = createError('ORG_PHONE_USER_NOT_IN_ORGANIZATION', 'The target user does not exist or does not belong to this organization', 404)
 export const AssignmentNotFoundError = createError('ORG_PHONE_ASSIGNMENT_NOT_FOUND', 'The target user holds no %s number %s', 404)
+export const PhoneNumberLimitError = createError('ORG_PHONE_LIMIT_REACHED', 'The user already holds %d or more numbers, the most allowed per user; remove one before assigning another', 409)
 export const ConcurrentUpdateError = createError('ORG_PHONE_CONCURRENT_UPDATE', "The user's phone numbers kept changing concurrently; nothing was written, retry the request", 409)
 
 /** Short titles for the `error` field, by status code. */
@@ -29,8 +31,13 @@ export const ERROR_TITLES: Readonly<Record<number, string>> = {
   503: 'Service unavailable'
 }
 
-export const NOT_FOUND_TITLES: Readonly<Record<string, string>> = {
+/** Titles for the `error` field of errors whose code says more than their status. */
+export const CODE_TITLES: Readonly<Record<string, string>> = {
+  ORG_PHONE_LIMIT_REACHED: 'Phone number limit reached',
   ORG_PHONE_ORGANIZATION_NOT_FOUND: 'Organization not found',
   ORG_PHONE_USER_NOT_IN_ORGANIZATION: 'Target user not found in organization',
   ORG_PHONE_ASSIGNMENT_NOT_FOUND: 'Phone number not found'
 }
+
+/** @deprecated The not-found titles are part of CODE_TITLES. */
+export const NOT_FOUND_TITLES = CODE_TITLES

@@ -23,7 +23,7 @@ export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAuthOptions, KeyResolverAuthOptions, HostJwtAuthOptions } from './auth.js'
 export { isSuperAdminRole } from './auth.js'
 export { createPhoneNumberStore, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
-export type { CallerRoles, PhoneNumberStore, PhoneNumberStoreOptions, AssignResult, RemoveResult, ListResult, ListedAssignment, AssignmentHolder } from '../../src/domain/store.js'
+export type { StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, AssignResult, RemoveResult, ListResult, ListedAssignment, AssignmentHolder } from '../../src/domain/store.js'
 export { PROVIDERS, type StoredAssignment, type AssignmentInput, type AssignmentKey, type Provider } from '../../src/domain/assignments.js'
 export * from './errors.js'
 export { replyToFrameworkError } from './error-handler.js'
@@ -59,6 +59,8 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     context.setErrorHandler(replyWithContractError)
     if (options.serveOpenapi === true) await context.register(openapiDocumentRoutes)
     await context.register(async function securedRoutes (secured) {
+      // Answers carry phone numbers: no browser or proxy cache may keep them.
+      secured.addHook('onRequest', async (_request, reply) => { reply.header('cache-control', 'no-store') })
       await secured.register(phoneNumbersAuth, {
         auth: options.auth,
         isSuperAdmin: options.isSuperAdmin ?? isSuperAdminRole,

@@ -35,6 +35,8 @@ export interface OrgPhoneNumbersOptions {
   bodyLimit?: number | undefined
   /** Compare-and-swap attempts per write under contention before answering 409. Default 10. */
   maxWriteAttempts?: number | undefined
+  /** Most numbers one user may hold; a new one beyond it answers 409 "Phone number limit reached". Default 100. */
+  maxNumbersPerUser?: number | undefined
   /** Also serve GET /openapi.json and /openapi.yaml. Default false. */
   serveOpenapi?: boolean | undefined
 }
@@ -67,6 +69,7 @@ function checkAuth (auth: unknown): void {
   if (given['secret'] !== undefined && (typeof given['secret'] === 'string' ? given['secret'].length < 32 : !Buffer.isBuffer(given['secret']))) {
     throw optionError('auth.secret must be a string of at least 32 characters or a Buffer')
   }
+  if (given['maxLifetimeSeconds'] !== undefined) checkPositiveInteger('auth.maxLifetimeSeconds', given['maxLifetimeSeconds'])
   if ((given['publicKey'] !== undefined || given['getKey'] !== undefined) && (!Array.isArray(given['algorithms']) || given['algorithms'].length === 0)) {
     throw optionError('auth.algorithms is required with publicKey or getKey, e.g. [\'RS256\']')
   }
@@ -85,6 +88,7 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   }
   checkPositiveInteger('bodyLimit', options.bodyLimit)
   checkPositiveInteger('maxWriteAttempts', options.maxWriteAttempts)
+  checkPositiveInteger('maxNumbersPerUser', options.maxNumbersPerUser)
   if (options.isSuperAdmin !== undefined && typeof options.isSuperAdmin !== 'function') {
     throw optionError('isSuperAdmin must be a function (claims) => boolean')
   }

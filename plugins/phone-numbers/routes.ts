@@ -17,6 +17,7 @@ import {
   AssignmentNotFoundError,
   ConcurrentUpdateError,
   OrganizationNotFoundError,
+  PhoneNumberLimitError,
   UserNotInOrganizationError
 } from './errors.js'
 
@@ -44,6 +45,7 @@ function failureOf (result: Exclude<AssignResult | RemoveResult, { status: 'assi
     case 'user-not-found': return new UserNotInOrganizationError()
     case 'assignment-not-found': return new AssignmentNotFoundError(provider, phoneNumber)
     case 'conflict': return new ConcurrentUpdateError()
+    case 'limit-reached': return new PhoneNumberLimitError(result.limit)
   }
 }
 

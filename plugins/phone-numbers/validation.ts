@@ -10,16 +10,31 @@
  */
 import { Ajv, type ErrorObject } from 'ajv'
 import type { FastifyInstance } from 'fastify'
-import { ValidationError } from './errors.js'
+import { UnsupportedCharsetError, ValidationError } from './errors.js'
 
 /** Fastify's default wording (`body/phoneNumber must match …`), built without a stack trace. */
 function formatValidationErrors (errors: ErrorObject[], part: string): Error {
   return new ValidationError(errors.map((error) => `${part}${error.instancePath} ${error.message ?? 'is invalid'}`).join(', '))
 }
 
+// JSON is UTF-8 (RFC 8259); a body declared in another charset would be read wrongly.
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i
+
+function declaredCharset (contentType: string | undefined): string | undefined {
+  return contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]?.toLowerCase()
+}
+
 export function useStrictJsonBodies (fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, fastify.getDefaultJsonParser('error', 'error'))
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const charset = declaredCharset(request.headers['content-type'])
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      done(new UnsupportedCharsetError(charset), undefined)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
 
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: true })
   fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))

@@ -283,8 +283,10 @@ components:
             $ref: '#/components/schemas/OrganizationErrorResponse'
     Conflict:
       description: >-
-        The user's phone numbers kept changing under concurrent writes and the
-        bounded retries ran out; nothing was written, the request can be retried
+        Nothing was written. Either the user's phone numbers kept changing
+        under concurrent writes and the bounded retries ran out (the request
+        can be retried), or the user already holds the most numbers allowed
+        per user (\`error\` is "Phone number limit reached").
       x-addition: true
       content:
         application/json:
@@ -353,7 +355,16 @@ components:
         label:
           type: string
           maxLength: 64
-          description: Optional display name for the number, such as "Main Outbound".
+          # Letters, digits, punctuation, symbols and spaces: no control or
+          # format characters (NUL, ANSI escapes, bidi overrides, zero-width
+          # characters, BOM) and no lone surrogates. Written to match the same
+          # strings with or without a regex engine's Unicode flag.
+          pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$'
+          description: >-
+            Optional display name for the number, such as "Main Outbound": up
+            to 64 characters, without control or invisible formatting
+            characters (such as NUL, escape sequences, bidirectional overrides,
+            zero-width characters or a byte order mark).
       required:
         - targetUserId
         - provider
@@ -448,6 +459,7 @@ components:
         label:
           type: string
           maxLength: 64
+          pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$'
         createdAt:
           type: string
           format: date-time
@@ -929,7 +941,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         }
       },
       Conflict: {
-        description: "The user's phone numbers kept changing under concurrent writes and the bounded retries ran out; nothing was written, the request can be retried",
+        description: 'Nothing was written. Either the user\'s phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached").',
         'x-addition': true,
         content: {
           'application/json': {
@@ -1019,7 +1031,8 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           label: {
             type: 'string',
             maxLength: 64,
-            description: 'Optional display name for the number, such as "Main Outbound".'
+            pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$',
+            description: 'Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark).'
           }
         },
         required: [
@@ -1145,7 +1158,8 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           },
           label: {
             type: 'string',
-            maxLength: 64
+            maxLength: 64,
+            pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$'
           },
           createdAt: {
             type: 'string',

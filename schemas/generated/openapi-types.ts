@@ -114,7 +114,7 @@ export interface components {
              * @default true
              */
             isInboundEnabled?: boolean;
-            /** @description Optional display name for the number, such as "Main Outbound". */
+            /** @description Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark). */
             label?: string;
         } & {
             [key: string]: unknown;
@@ -246,7 +246,7 @@ export interface components {
                 "application/json": components["schemas"]["OrganizationErrorResponse"];
             };
         };
-        /** @description The user's phone numbers kept changing under concurrent writes and the bounded retries ran out; nothing was written, the request can be retried */
+        /** @description Nothing was written. Either the user's phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached"). */
         Conflict: {
             headers: {
                 [name: string]: unknown;

@@ -34,7 +34,7 @@ export const OrgAssignPhoneNumberRequest = Type.Object({
   phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$', description: 'The number in E.164 form, for example +14165550102.' }),
   isDefault: Type.Optional(Type.Boolean({ default: true, description: "Make this the user's default outbound number for the provider (true when omitted)." })),
   isInboundEnabled: Type.Optional(Type.Boolean({ default: true, description: 'Route inbound calls and messages for this number to the user (true when omitted).' })),
-  label: Type.Optional(Type.String({ maxLength: 64, description: 'Optional display name for the number, such as "Main Outbound".' }))
+  label: Type.Optional(Type.String({ maxLength: 64, pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$', description: 'Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark).' }))
 }, { additionalProperties: true })
 export type OrgAssignPhoneNumberRequest = Static<typeof OrgAssignPhoneNumberRequest>
 
@@ -44,7 +44,7 @@ export const PhoneNumberAssignment = Type.Object({
   phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$' }),
   isDefault: Type.Boolean(),
   isInboundEnabled: Type.Boolean(),
-  label: Type.Optional(Type.String({ maxLength: 64 })),
+  label: Type.Optional(Type.String({ maxLength: 64, pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$' })),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' })
 }, { description: 'One number held by one user, as stored.', additionalProperties: false })

@@ -42,8 +42,44 @@ export interface UpsertOutcome {
   assignment: StoredAssignment
 }
 
-function isSameKey (entry: AssignmentKey, key: AssignmentKey): boolean {
-  return entry.phoneNumber === key.phoneNumber && entry.provider === key.provider
+/** Other code may store anything in the array; only objects can be ours. */
+function isObject (entry: unknown): entry is Record<string, unknown> {
+  return typeof entry === 'object' && entry !== null && !Array.isArray(entry)
+}
+
+/** An entry that carries one of our keys (other code's entries are never changed). */
+function isOurs (entry: unknown): entry is Record<string, unknown> {
+  return isObject(entry) && typeof entry['phoneNumber'] === 'string' && PROVIDERS.includes(entry['provider'] as Provider)
+}
+
+function isSameKey (entry: unknown, key: AssignmentKey): boolean {
+  return isObject(entry) && entry['phoneNumber'] === key.phoneNumber && entry['provider'] === key.provider
+}
+
+export function holdsKey (current: readonly unknown[], key: AssignmentKey): boolean {
+  return current.some((entry) => isSameKey(entry, key))
+}
+
+function isValidDate (value: unknown): value is Date {
+  return value instanceof Date && !Number.isNaN(value.getTime())
+}
+
+/** A stored date as a Date, when it can be read as one (other code may store strings or numbers). */
+function readDate (value: unknown): Date | undefined {
+  if (isValidDate(value)) return value
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined
+  const date = new Date(value)
+  return Number.isNaN(date.getTime()) ? undefined : date
+}
+
+/** An entry every field of which the contract can answer with; listings skip the others. */
+export function isListable (entry: unknown): entry is StoredAssignment {
+  return isOurs(entry) &&
+    typeof entry['isDefault'] === 'boolean' &&
+    typeof entry['isInboundEnabled'] === 'boolean' &&
+    (entry['label'] === undefined || typeof entry['label'] === 'string') &&
+    isValidDate(entry['createdAt']) &&
+    isValidDate(entry['updatedAt'])
 }
 
 /**
@@ -59,11 +95,16 @@ export function upsertAssignment (current: readonly StoredAssignment[], input: A
 
   const index = current.findIndex((entry) => isSameKey(entry, input))
   const existing = index === -1 ? undefined : current[index]
+  // An entry written by other code with odd dates is rewritten with valid ones,
+  // so the answer can always be built from what is stored.
   const entryUnchanged = existing !== undefined &&
+    isValidDate(existing.createdAt) &&
+    isValidDate(existing.updatedAt) &&
     existing.isDefault === isDefault &&
     existing.isInboundEnabled === isInboundEnabled &&
     existing.label === label
-  const otherDefaultToClear = isDefault && current.some((entry, i) => i !== index && entry.isDefault && entry.provider === input.provider)
+  const isOtherDefault = (entry: unknown, i: number): boolean => i !== index && isOurs(entry) && entry['isDefault'] === true && entry['provider'] === input.provider
+  const otherDefaultToClear = isDefault && current.some(isOtherDefault)
 
   if (existing !== undefined && entryUnchanged && !otherDefaultToClear) {
     return { next: undefined, assignment: existing }
@@ -75,15 +116,13 @@ export function upsertAssignment (current: readonly StoredAssignment[], input: A
     isDefault,
     isInboundEnabled,
     ...(label === undefined ? {} : { label }),
-    createdAt: existing?.createdAt ?? now,
+    createdAt: readDate(existing?.createdAt) ?? now,
     updatedAt: now
   }
 
   const next = current.map((entry, i) => {
     if (i === index) return assignment
-    if (otherDefaultToClear && entry.isDefault && entry.provider === input.provider) {
-      return { ...entry, isDefault: false, updatedAt: now }
-    }
+    if (otherDefaultToClear && isOtherDefault(entry, i)) return { ...entry, isDefault: false, updatedAt: now }
     return entry
   })
   if (index === -1) next.push(assignment)

@@ -28,6 +28,8 @@ import { ObjectId, type Db, type Document } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createPerKeyQueue } from './per-key-queue.js'
 import {
+  holdsKey,
+  isListable,
   readAssignments,
   removeAssignment,
   upsertAssignment,
@@ -46,6 +48,13 @@ export interface PhoneNumberStoreOptions {
   phoneNumbersField?: string | undefined
   /** Compare-and-swap attempts before giving up with `conflict`. Default 10. */
   maxWriteAttempts?: number | undefined
+  /**
+   * Most entries one user may hold; assigning a new number beyond it is refused
+   * (`limit-reached`). Keeps a user document far from MongoDB's 16 MB and every
+   * rewrite of the array cheap. A user already above it keeps updating and
+   * removing. Default 100.
+   */
+  maxNumbersPerUser?: number | undefined
 }
 
 export interface ListedAssignment extends StoredAssignment {
@@ -63,6 +72,7 @@ export type AssignResult =
   | { status: 'organization-not-found' }
   | { status: 'user-not-found' }
   | { status: 'conflict' }
+  | { status: 'limit-reached', limit: number }
 
 export type RemoveResult =
   | { status: 'removed' }
@@ -87,23 +97,25 @@ export interface PhoneNumberStore {
   /** The user holding (provider, phoneNumber), for routing inbound calls. */
   findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined>
   /**
-   * The stored role fields (`role`, `roles`) of the user whose `_id` is the
-   * hex string `userId`; `undefined` when no such user exists or the id is
-   * not an ObjectId. Used to re-check a caller's role on every request.
+   * The stored fields of the user whose `_id` is the hex string `userId`
+   * (role, roles, status flags...), without the numbers; `undefined` when no
+   * such user exists or the id is not an ObjectId. Used to re-check a caller
+   * on every request.
    */
-  findCallerRoles (userId: string): Promise<CallerRoles | undefined>
+  findCaller (userId: string): Promise<StoredCaller | undefined>
   /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
   ensureIndexes (): Promise<void>
 }
 
-/** A user's `role` and `roles` fields as stored (absent when unset); other code may store any shape there. */
-export type CallerRoles = Readonly<Record<string, unknown>>
+/** A user document as stored, without the numbers; other code may store any shape there. */
+export type StoredCaller = Readonly<Record<string, unknown>>
 
 export const DEFAULT_STORE_OPTIONS = {
   usersCollection: 'users',
   organizationsCollection: 'organizations',
   phoneNumbersField: 'phoneNumbers',
-  maxWriteAttempts: 10
+  maxWriteAttempts: 10,
+  maxNumbersPerUser: 100
 } as const
 
 /** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */
@@ -124,7 +136,6 @@ const ASSIGNMENT_NOT_FOUND = { status: 'assignment-not-found' } as const
 const CONFLICT = { status: 'conflict' } as const
 const REMOVED = { status: 'removed' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
-const ROLES_ONLY = { projection: { _id: 0, role: 1, roles: 1 } } as const
 
 /** Matches what the write filter matches: an ObjectId of that value (not its hex string). */
 function isSameObjectId (id: ObjectId, value: unknown): boolean {
@@ -140,6 +151,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const field = options.phoneNumbersField ?? DEFAULT_STORE_OPTIONS.phoneNumbersField
   const revisionField = `${field}Revision`
   const maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_STORE_OPTIONS.maxWriteAttempts
+  const maxNumbersPerUser = options.maxNumbersPerUser ?? DEFAULT_STORE_OPTIONS.maxNumbersPerUser
+  const limitReached = { status: 'limit-reached', limit: maxNumbersPerUser } as const
   const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
   const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
   const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1 } }
@@ -200,6 +213,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
 
   async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now = new Date()): Promise<AssignResult> {
     return await rewrite<AssignResult>(organizationId, userId, (current) => {
+      if (current.length >= maxNumbersPerUser && !holdsKey(current, input)) return { next: undefined, outcome: limitReached }
       const { next, assignment } = upsertAssignment(current, input, now)
       return { next, outcome: { status: 'assigned', assignment } as const }
     })
@@ -226,6 +240,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     const assignments: ListedAssignment[] = []
     for (const holder of holders) {
       for (const entry of readAssignments(holder[field])) {
+        // Entries other code wrote in another shape are not ours to show (or to fail on).
+        if (!isListable(entry)) continue
         if (filter.provider !== undefined && entry.provider !== filter.provider) continue
         assignments.push({ ...entry, userId: holder['_id'] as ObjectId })
       }
@@ -248,9 +264,12 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return undefined
   }
 
-  async function findCallerRoles (userId: string): Promise<CallerRoles | undefined> {
+  // Everything but the (possibly large) numbers array and its revision.
+  const callerProjection = { projection: { [field]: 0, [revisionField]: 0 } }
+
+  async function findCaller (userId: string): Promise<StoredCaller | undefined> {
     if (!ObjectId.isValid(userId)) return undefined
-    const caller = await users.findOne({ _id: new ObjectId(userId) }, ROLES_ONLY)
+    const caller = await users.findOne({ _id: new ObjectId(userId) }, callerProjection)
     return caller === null ? undefined : caller
   }
 
@@ -263,5 +282,5 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     ])
   }
 
-  return { assign, remove, list, findHolder, findCallerRoles, ensureIndexes }
+  return { assign, remove, list, findHolder, findCaller, ensureIndexes }
 }

@@ -73,13 +73,15 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
       auth: {
         secret: runtime.jwtSecret,
         issuer: config.jwtIssuer,
-        audience: config.jwtAudience
+        audience: config.jwtAudience,
+        maxLifetimeSeconds: config.jwtMaxLifetimeSeconds
       },
       usersCollection: config.usersCollection,
       organizationsCollection: config.organizationsCollection,
       phoneNumbersField: config.phoneNumbersField,
       verifyRoleInDatabase: config.verifyRoleInDatabase,
       bodyLimit: config.bodyLimit,
+      maxNumbersPerUser: config.maxNumbersPerUser,
       serveOpenapi: config.serveOpenapi
     }
   }

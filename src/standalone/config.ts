@@ -76,6 +76,10 @@ export interface ServerConfig {
   serveOpenapi: boolean
   verifyRoleInDatabase: boolean
   bodyLimit: number
+  /** Most numbers one user may hold. */
+  maxNumbersPerUser: number
+  /** Longest accepted token lifetime (exp from now), seconds; undefined: no limit. */
+  jwtMaxLifetimeSeconds: number | undefined
   /** Driver: how long an operation waits for a reachable server before failing (503). */
   serverSelectionTimeoutMs: number
   /** Graceful shutdown: how long in-flight requests may take before the process exits anyway. */
@@ -118,6 +122,10 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
       return fallback
     }
     return value
+  }
+  function optionalInteger (name: string, min: number, max: number): number | undefined {
+    const raw = env[name]
+    return raw === undefined || raw === '' ? undefined : integer(name, min, min, max)
   }
   function flag (name: string, fallback: boolean): boolean {
     const raw = env[name]
@@ -184,6 +192,8 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     serveOpenapi: flag('SERVE_OPENAPI', true),
     verifyRoleInDatabase: flag('VERIFY_ROLE_IN_DATABASE', false),
     bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
+    maxNumbersPerUser: integer('MAX_NUMBERS_PER_USER', DEFAULT_OPTIONS.maxNumbersPerUser, 1, 10_000),
+    jwtMaxLifetimeSeconds: optionalInteger('JWT_MAX_LIFETIME_S', 1, 31_536_000),
     serverSelectionTimeoutMs: integer('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000, 100, 60_000),
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),
     requestTimeoutMs,

@@ -49,16 +49,6 @@ function foreign (value: unknown): StoredAssignment {
   return value as StoredAssignment
 }
 
-/** The message of what fn throws, or undefined. */
-function thrown (fn: () => unknown): string | undefined {
-  try {
-    fn()
-    return undefined
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error)
-  }
-}
-
 function entryAt (list: readonly StoredAssignment[] | undefined, index: number): StoredAssignment {
   const entry = list?.[index]
   if (entry === undefined) throw new Error(`no entry at ${index}`)
@@ -375,17 +365,15 @@ t.test('entries of another shape are kept in place, untouched', async (t) => {
   })
 
   t.test('null entries', async (t) => {
-    const note = 'null entries: see the ownership issue'
     const ours = stored('twilio', '+15550000001', { isDefault: true })
     const withNullFirst = deepFreeze([null, ours].map(foreign))
     const withNullLast = deepFreeze([ours, null].map(foreign))
-    // Today isSameKey reads entry.phoneNumber (and upsert reads entry.isDefault) on every entry, so a null entry throws a TypeError.
-    t.equal(thrown(() => upsertAssignment(withNullFirst, { provider: 'twilio', phoneNumber: '+15550000002' }, NOW)), undefined,
-      'upsert of a new key keeps a null entry instead of throwing', { todo: note })
-    t.equal(thrown(() => upsertAssignment(withNullLast, { provider: 'twilio', phoneNumber: '+15550000001', label: 'x' }, NOW)), undefined,
-      'upsert of a default keeps a null entry instead of throwing', { todo: note })
-    t.equal(thrown(() => removeAssignment(withNullFirst, { provider: 'twilio', phoneNumber: '+15550000001' })), undefined,
-      'remove keeps a null entry instead of throwing', { todo: note })
+    const added = upsertAssignment(withNullFirst, { provider: 'twilio', phoneNumber: '+15550000002' }, NOW)
+    t.equal(added.next?.[0], null, 'upsert of a new key keeps a null entry in place')
+    t.equal(added.next?.length, 3)
+    const relabelled = upsertAssignment(withNullLast, { provider: 'twilio', phoneNumber: '+15550000001', label: 'x' }, NOW)
+    t.equal(relabelled.next?.[1], null, 'upsert of a default keeps a null entry in place')
+    t.strictSame(removeAssignment(withNullFirst, { provider: 'twilio', phoneNumber: '+15550000001' }), [null], 'remove keeps a null entry in place')
   })
 })
 

@@ -117,6 +117,26 @@ t.test('verifyRoleInDatabase re-checks the caller in the users collection', asyn
   t.equal((await app.inject({ method: 'GET', url, headers: asAdmin })).statusCode, 403, 'demotion takes effect on the next request')
 })
 
+t.test('verifyRoleInDatabase: isSuperAdmin sees the stored user, status fields included, never the numbers', async (t) => {
+  const seen: Array<Record<string, unknown>> = []
+  const isSuperAdmin = (claims: Record<string, unknown>): boolean => {
+    seen.push(claims)
+    return claims['role'] === 'SUPERADMIN' && claims['status'] !== 'disabled'
+  }
+  const { app, fixture, sign, db } = await build(t, { verifyRoleInDatabase: true, isSuperAdmin })
+  const url = phoneNumbersUrl(fixture.organizationId)
+  const asAdmin = { authorization: `Bearer ${sign({ sub: fixture.adminId, role: 'SUPERADMIN' })}` }
+  const admins = db.collection('users')
+  await admins.updateOne({ role: 'SUPERADMIN' }, { $set: { status: 'active', phoneNumbers: [{ provider: 'twilio', phoneNumber: '+15550000001' }] } })
+  t.equal((await app.inject({ method: 'GET', url, headers: asAdmin })).statusCode, 200)
+  const stored = seen.at(-1)
+  t.match(stored, { role: 'SUPERADMIN', status: 'active', name: 'Root' }, 'the predicate sees the stored document')
+  t.notOk(stored !== undefined && 'phoneNumbers' in stored, 'but not the numbers array')
+
+  await admins.updateOne({ role: 'SUPERADMIN' }, { $set: { status: 'disabled' } })
+  t.equal((await app.inject({ method: 'GET', url, headers: asAdmin })).statusCode, 403, 'a disabled account is refused on its next request')
+})
+
 t.test('RS256 with a public key: algorithm confusion (HS256 signed with the public key) is refused', async (t) => {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
   const { app, fixture } = await build(t, { auth: { publicKey, algorithms: ['RS256'], issuer: 'https://id.example', audience: 'phone-api' } })

@@ -5,6 +5,8 @@
  * configuration that must refuse to start.
  */
 import { once } from 'node:events'
+import { ObjectId } from 'mongodb'
+import { createHmac } from 'node:crypto'
 import net from 'node:net'
 import t from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
@@ -17,6 +19,13 @@ t.setTimeout(180_000)
 const SECRET = 'hardening-secret-0123456789-abcdefghij-KLMNOP'
 const ISSUER = 'https://id.example'
 const AUDIENCE = 'phone-api'
+
+/** An HS256 token with exactly these claims (the signer would add its own exp). */
+function hs256 (payload: Record<string, unknown>): string {
+  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(payload)}`
+  return `${unsigned}.${createHmac('sha256', SECRET).update(unsigned).digest('base64url')}`
+}
 
 async function stop (server: StandaloneServer): Promise<void> {
   if (server.child.exitCode !== null) return
@@ -86,7 +95,9 @@ t.test('the running server', async (t) => {
     LOG_LEVEL: 'info',
     REQUEST_LOGGING: 'true',
     REQUEST_TIMEOUT_MS: '2000',
-    HEADERS_TIMEOUT_MS: '1000'
+    HEADERS_TIMEOUT_MS: '1000',
+    MAX_NUMBERS_PER_USER: '3',
+    JWT_MAX_LIFETIME_S: '3600'
   })
   t.teardown(() => stop(server))
   const signer = await createSigner(SECRET)
@@ -108,6 +119,96 @@ t.test('the running server', async (t) => {
       t.equal(response.status, status, name)
       if (status === 401) t.equal((await response.json() as { error: string }).error, 'Unauthorized', `${name}: contract body`)
     }
+  })
+
+  const goodClaims = { ...admin, iss: ISSUER, aud: AUDIENCE }
+  const assign = async (body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Response> => await fetch(url, {
+    method: 'POST',
+    headers: { authorization: bearer(goodClaims), 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body)
+  })
+  const users = db.collection('users')
+  const stored = async (userId: string): Promise<unknown[]> => ((await users.findOne({ _id: new ObjectId(userId) }))?.['phoneNumbers'] ?? []) as unknown[]
+
+  t.test('labels hold letters, digits, punctuation, symbols and spaces; control and invisible characters are refused', async (t) => {
+    const before = await stored(fixture.userId)
+    const refused: Array<[string, string]> = [
+      ['NUL', 'a\u0000b'], ['ANSI escape', '\u001b[31mred'], ['right-to-left override', 'abc\u202Etxt.exe'],
+      ['zero-width space', 'a\u200Bb'], ['byte order mark', '\uFEFFx'], ['lone surrogate', 'x\uD800y'], ['C1 control', 'a\u0085b']
+    ]
+    for (const [name, label] of refused) {
+      const response = await assign({ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550150', label })
+      t.equal(response.status, 400, name)
+      t.match(await response.json(), { error: 'Validation error', details: /body\/label must match pattern/ }, `${name}: says which field`)
+    }
+    t.same(await stored(fixture.userId), before, 'nothing written')
+
+    const label = 'Bureau – Montréal 📞 本社'
+    const first = await assign({ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550150', label })
+    t.equal(first.status, 200, 'accents, symbols, emoji and CJK are labels')
+    const repeat = await assign({ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550150', label })
+    const [a, b] = [await first.json(), await repeat.json()] as Array<{ assignment: { updatedAt: string, label: string } }>
+    t.equal(b?.assignment.label, label, 'stored as sent')
+    t.equal(b?.assignment.updatedAt, a?.assignment.updatedAt, 'a repeat writes nothing (idempotent)')
+  })
+
+  t.test('a user may hold at most MAX_NUMBERS_PER_USER numbers; one already above it keeps working', async (t) => {
+    for (const n of [1, 2, 3]) t.equal((await assign({ targetUserId: fixture.otherUserId, provider: 'sinch', phoneNumber: `+1416555020${n}` })).status, 200, `number ${n}`)
+    const fourth = await assign({ targetUserId: fixture.otherUserId, provider: 'sinch', phoneNumber: '+14165550204' })
+    t.equal(fourth.status, 409)
+    t.match(await fourth.json(), { error: 'Phone number limit reached', details: /3 or more numbers/ })
+    t.equal((await stored(fixture.otherUserId)).length, 3, 'nothing added')
+    t.equal((await assign({ targetUserId: fixture.otherUserId, provider: 'sinch', phoneNumber: '+14165550201', label: 'still editable' })).status, 200, 'an existing number can still be updated')
+
+    const crowded = new ObjectId()
+    const now = new Date()
+    const entries = [1, 2, 3, 4, 5].map((n) => ({ provider: 'twilio', phoneNumber: `+1416555030${n}`, isDefault: n === 1, isInboundEnabled: false, createdAt: now, updatedAt: now }))
+    await users.insertOne({ _id: crowded, organizationId: new ObjectId(fixture.organizationId), phoneNumbers: entries })
+    t.equal((await assign({ targetUserId: crowded.toHexString(), provider: 'twilio', phoneNumber: '+14165550302', label: 'x' })).status, 200, 'above the cap: update works')
+    t.equal((await fetch(url, { method: 'DELETE', headers: { authorization: bearer(goodClaims), 'content-type': 'application/json' }, body: JSON.stringify({ targetUserId: crowded.toHexString(), provider: 'twilio', phoneNumber: '+14165550305' }) })).status, 200, 'above the cap: remove works')
+    t.equal((await assign({ targetUserId: crowded.toHexString(), provider: 'twilio', phoneNumber: '+14165550309' })).status, 409, 'above the cap: no new number')
+    t.equal((await stored(crowded.toHexString())).length, 4, 'nothing dropped but the removed one')
+  })
+
+  t.test('entries other code stored in another shape never make a write answer 500', async (t) => {
+    const legacy = new ObjectId()
+    await users.insertOne({
+      _id: legacy,
+      organizationId: new ObjectId(fixture.organizationId),
+      phoneNumbers: [
+        null,
+        { provider: 'twilio', phoneNumber: '+14165550401', isDefault: false, isInboundEnabled: true, createdAt: '2024-01-02T03:04:05Z', updatedAt: 'yesterday' },
+        'a note'
+      ]
+    })
+    const relabel = await assign({ targetUserId: legacy.toHexString(), provider: 'twilio', phoneNumber: '+14165550401', isDefault: false, label: 'relabelled' })
+    t.equal(relabel.status, 200, 'a string createdAt does not turn a stored write into a 500')
+    t.match(await relabel.json(), { assignment: { createdAt: '2024-01-02T03:04:05.000Z', label: 'relabelled' } }, 'the stored date is kept, as a date')
+    const after = await stored(legacy.toHexString())
+    t.equal(after[0], null, 'the null entry stays in place')
+    t.equal(after[2], 'a note', 'so does the string')
+    t.ok((after[1] as { createdAt: unknown }).createdAt instanceof Date, 'createdAt is stored as a Date now')
+
+    const listed = await fetch(`${url}?targetUserId=${legacy.toHexString()}`, { headers: { authorization: bearer(goodClaims) } })
+    t.equal(listed.status, 200, 'the list skips what it cannot show')
+    t.same(((await listed.json()) as { phoneNumbers: Array<{ phoneNumber: string }> }).phoneNumbers.map((entry) => entry.phoneNumber), ['+14165550401'])
+  })
+
+  t.test('smaller items: token lifetime, no-store, charset', async (t) => {
+    const now = Math.floor(Date.now() / 1000)
+    const sign = (claims: Record<string, unknown>): string => signer.sign(claims, { expiresIn: '5m' })
+    const farExp = await fetch(url, { headers: { authorization: `Bearer ${hs256({ ...goodClaims, iat: now, exp: 1e300 })}` } })
+    t.equal(farExp.status, 401, 'exp beyond JWT_MAX_LIFETIME_S is refused')
+    const futureIat = await fetch(url, { headers: { authorization: `Bearer ${sign({ ...goodClaims, iat: now + 3600 })}` } })
+    t.equal(futureIat.status, 401, 'an iat in the future is refused')
+    const fine = await fetch(url, { headers: { authorization: `Bearer ${sign(goodClaims)}` } })
+    t.equal(fine.status, 200)
+    t.equal(fine.headers.get('cache-control'), 'no-store', 'a list is never cached')
+    t.equal(farExp.headers.get('cache-control'), 'no-store', 'neither is an error')
+    const utf16 = await assign({ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550150' }, { 'content-type': 'application/json; charset=utf-16' })
+    t.equal(utf16.status, 415, 'a non-UTF-8 charset is refused, not decoded as UTF-8')
+    t.match(await utf16.json(), { error: 'Unsupported media type', details: /UTF-8/ })
+    t.equal((await assign({ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550150' }, { 'content-type': 'application/json; charset=UTF-8' })).status, 200, 'UTF-8 spelt any way is fine')
   })
 
   t.test('x-request-id is used only when short and plain; anything else gets a generated id', async (t) => {
