@@ -81,8 +81,14 @@ const CURRENT: Record<string, string> = {
   fastify: locked('fastify'),
   mongodb: locked('mongodb'),
   '@fastify/jwt': locked('@fastify/jwt'),
-  '@types/node': locked('@types/node')
+  '@types/node': locked('@types/node'),
+  // What the README's examples import besides the package (checked in this host).
+  '@fastify/mongodb': locked('@fastify/mongodb'),
+  'openapi-fetch': locked('openapi-fetch')
 }
+
+/** Every ```ts block of the README: each is a complete module a user may paste. */
+const readmeSnippets = [...(await readFile(join(root, 'README.md'), 'utf8')).matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
 /**
  * The lowest versions package.json claims (the floors of its ranges; a test below
  * holds the two together). The host installs each itself, so npm dedupes the
@@ -182,6 +188,8 @@ interface Host {
   typecheck: Ran
   /** The plugin host's database (this test's own connection), dropped at teardown. */
   db?: Db
+  /** The current host only: tsc over the README's ```ts blocks. */
+  readme?: Ran
 }
 
 async function installHost (kind: HostKind, tarball: string, versions: Record<string, string>): Promise<{ dir: string, installMs: number, packages: number }> {
@@ -219,16 +227,26 @@ async function typecheck (dir: string, source: string, target: string, tsconfig:
   return await run(process.execPath, [tsc, '-p', 'tsconfig.json'], dir)
 }
 
+/** Type-checks the README's snippets in a host, as files of their own, with strict settings. */
+async function typecheckReadme (dir: string): Promise<Ran> {
+  const readme = join(dir, 'readme')
+  await mkdir(readme, { recursive: true })
+  await Promise.all(readmeSnippets.map(async (code, index) => { await writeFile(join(readme, `readme-${index + 1}.ts`), code) }))
+  await copyFile(join(fixtures, 'tsconfig.readme.json'), join(readme, 'tsconfig.json'))
+  return await run(process.execPath, [tsc, '-p', join(readme, 'tsconfig.json')], dir)
+}
+
 async function pluginHost (kind: 'current' | 'lowest', tarball: string, versions: Record<string, string>): Promise<Host> {
   const dbName = uniqueDatabaseName(`tarball_${kind}`)
   const { db } = await createTestDatabase(t, dbName)
   const { dir, installMs, packages } = await installHost(kind, tarball, versions)
-  const [plugin, client, types] = await Promise.all([
+  const [plugin, client, types, readme] = await Promise.all([
     runReport(dir, 'plugin-host.mjs', { HOST_MONGODB_URI: uriForDatabase(dbName), HOST_JWT_SECRET: JWT_SECRET }),
     runReport(dir, 'client.mjs'),
-    typecheck(dir, 'plugin-host.ts.tmpl', 'host.ts', 'tsconfig.host.json')
+    typecheck(dir, 'plugin-host.ts.tmpl', 'host.ts', 'tsconfig.host.json'),
+    kind === 'current' ? typecheckReadme(dir) : undefined
   ])
-  return { kind, dir, versions, installMs, packages, runs: { plugin, client }, typecheck: types, db }
+  return { kind, dir, versions, installMs, packages, runs: { plugin, client }, typecheck: types, db, ...(readme === undefined ? {} : { readme }) }
 }
 
 async function clientHost (tarball: string): Promise<Host> {
@@ -365,6 +383,8 @@ t.test(`current host: fastify ${CURRENT['fastify'] ?? ''}, mongodb ${CURRENT['mo
   await checkPluginHost(t, host)
   const report = host.runs['plugin']?.report as unknown as PluginReport
   t.equal(report.plugin['@fastify/jwt']?.dir, report.host['@fastify/jwt']?.dir, 'one @fastify/jwt, shared with the host')
+  t.ok(readmeSnippets.length >= 5, `the README's TypeScript examples were found (${readmeSnippets.length})`)
+  t.equal(host.readme?.code, 0, `every \`\`\`ts block of the README type-checks against the installed package (strict, exactOptionalPropertyTypes)${host.readme?.code === 0 ? '' : `:\n${((host.readme?.stdout ?? '') + (host.readme?.stderr ?? '')).slice(0, 6000)}`}`)
 })
 
 t.test(`lowest host: ${Object.entries(LOWEST).filter(([name]) => name !== '@types/node').map(([name, version]) => `${name} ${version}`).join(', ')}`, async (t) => {
