@@ -80,18 +80,33 @@ const JWT_VERIFY = 'orgPhoneNumbersJwtVerify'
 const MISSING_HEADER = 'No Authorization was found in request.headers'
 const NOT_BEARER = 'The Authorization header must use the Bearer scheme: Authorization: Bearer <token>'
 const NO_EXP = 'The token has no exp claim; this API accepts only tokens that expire'
+const NOT_CANONICAL = 'The token\'s signature is not in canonical base64url'
+// RFC 7235: the scheme is case-insensitive, and at least one space follows it.
+const BEARER_SCHEME = /^Bearer\s/i
 // Clock skew allowed between the token issuer and this server, for iat.
 const CLOCK_SKEW_SECONDS = 60
 
-/** Why a verified token lives too long, or undefined. */
-function lifetimeProblem (claims: CallerClaims, maxLifetimeSeconds: number): string | undefined {
+/**
+ * The last base64url character of a signature carries unused bits, so one
+ * token has several spellings the verifier accepts alike; only the canonical
+ * one is, so the token string can key a cache or a deny-list.
+ */
+function hasCanonicalSignature (header: string): boolean {
+  const signature = header.slice(header.lastIndexOf('.') + 1)
+  return Buffer.from(signature, 'base64url').toString('base64url') === signature
+}
+
+/** What is wrong with a verified token's lifetime, or undefined. */
+function lifetimeProblem (claims: CallerClaims, maxLifetimeSeconds: number | undefined): string | undefined {
+  const exp = claims['exp']
+  // JSON reads 1e400 as Infinity, which the verifier takes for a time in the future.
+  if (typeof exp === 'number' && !Number.isFinite(exp)) return 'The token\'s exp is not a finite time; this API accepts only tokens that expire'
+  if (maxLifetimeSeconds === undefined) return undefined
   const now = Date.now() / 1000
-  if (typeof claims['exp'] === 'number' && claims['exp'] - now > maxLifetimeSeconds) return `The token expires more than ${maxLifetimeSeconds} s from now, longer than this API accepts`
+  if (typeof exp === 'number' && exp - now > maxLifetimeSeconds) return `The token expires more than ${maxLifetimeSeconds} s from now, longer than this API accepts`
   if (typeof claims['iat'] === 'number' && claims['iat'] > now + CLOCK_SKEW_SECONDS) return 'The token was issued in the future (iat)'
   return undefined
 }
-// RFC 7235: the scheme is case-insensitive, and at least one space follows it.
-const BEARER_SCHEME = /^Bearer\s/i
 
 type VerifyCaller = (request: FastifyRequest) => unknown
 
@@ -169,6 +184,7 @@ async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbers
     const header = request.headers.authorization
     if (header === undefined) throw new UnauthorizedError(MISSING_HEADER)
     if (!BEARER_SCHEME.test(header)) throw new UnauthorizedError(NOT_BEARER)
+    if (!hasCanonicalSignature(header)) throw new UnauthorizedError(NOT_CANONICAL)
     let payload: unknown
     try {
       payload = await verifyCaller(request)
@@ -180,10 +196,8 @@ async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbers
       throw new UnauthorizedError((error as Error).message)
     }
     const claims = asClaims(payload)
-    if (claims !== undefined && auth.maxLifetimeSeconds !== undefined) {
-      const problem = lifetimeProblem(claims, auth.maxLifetimeSeconds)
-      if (problem !== undefined) throw new UnauthorizedError(problem)
-    }
+    const problem = claims === undefined ? undefined : lifetimeProblem(claims, auth.maxLifetimeSeconds)
+    if (problem !== undefined) throw new UnauthorizedError(problem)
     if (claims === undefined || !isSuperAdmin(claims)) throw new ForbiddenError()
     if (verifyRoleInDatabase && !await callerStillSuperAdmin(claims)) throw new ForbiddenError()
   })

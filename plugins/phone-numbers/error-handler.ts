@@ -32,8 +32,9 @@ const LINGER_MS = 2000
 
 function closeAfterLingering (request: IncomingMessage, response: ServerResponse): void {
   response.once('finish', () => {
-    if (request.complete) return
-    const socket = request.socket
+    const socket = request.socket as IncomingMessage['socket'] | undefined
+    // app.inject() requests have no real socket (and never complete): nothing to close.
+    if (request.complete || typeof socket?.destroy !== 'function') return
     let discarded = 0
     const timer = setTimeout(() => socket.destroy(), LINGER_MS)
     timer.unref()

@@ -11,6 +11,7 @@ import createError from '@fastify/error'
 export const UnauthorizedError = createError('ORG_PHONE_UNAUTHORIZED', '%s', 401, Error, false)
 export const ForbiddenError = createError('ORG_PHONE_FORBIDDEN', 'This operation requires the SUPERADMIN role', 403, Error, false)
 export const ValidationError = createError('ORG_PHONE_VALIDATION', '%s', 400, Error, false)
+export const UnsupportedEncodingError = createError('ORG_PHONE_UNSUPPORTED_ENCODING', 'Content-Encoding %s is not supported; send the JSON body uncompressed', 415, Error, false)
 export const UnsupportedCharsetError = createError('ORG_PHONE_UNSUPPORTED_CHARSET', 'JSON bodies must be UTF-8, got charset %s', 415, Error, false)
 export const OrganizationNotFoundError = createError('ORG_PHONE_ORGANIZATION_NOT_FOUND', 'No organization exists with the provided id', 404)
 export const UserNotInOrganizationError = createError('ORG_PHONE_USER_NOT_IN_ORGANIZATION', 'The target user does not exist or does not belong to this organization', 404)

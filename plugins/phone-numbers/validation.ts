@@ -10,7 +10,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv'
 import type { FastifyInstance } from 'fastify'
-import { UnsupportedCharsetError, ValidationError } from './errors.js'
+import { UnsupportedCharsetError, UnsupportedEncodingError, ValidationError } from './errors.js'
 
 /** Fastify's default wording (`body/phoneNumber must match …`), built without a stack trace. */
 function formatValidationErrors (errors: ErrorObject[], part: string): Error {
@@ -28,6 +28,12 @@ export function useStrictJsonBodies (fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers()
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const encoding = request.headers['content-encoding']
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      // Bodies are never decompressed here; a labelled one is refused rather than read as plain JSON.
+      done(new UnsupportedEncodingError(encoding), undefined)
+      return
+    }
     const charset = declaredCharset(request.headers['content-type'])
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
       done(new UnsupportedCharsetError(charset), undefined)

@@ -2,7 +2,7 @@
  * The standalone server: read the configuration, find or start the database,
  * build the app, listen, and shut down gracefully on SIGINT/SIGTERM.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import app, { appOptions, serverOptions, type RuntimeSettings } from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
@@ -13,6 +13,16 @@ async function buildServer (config: ServerConfig, runtime: RuntimeSettings): Pro
   const server = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   await server.register(app, appOptions(config, runtime))
   return server
+}
+
+/**
+ * Waits for pino's pending writes: its stream writes asynchronously, and
+ * process.exit() would otherwise flush the last lines ahead of earlier ones.
+ */
+async function flushLogs (log: FastifyBaseLogger): Promise<void> {
+  const flush = (log as FastifyBaseLogger & { flush?: (done: (error?: Error) => void) => void }).flush
+  if (typeof flush !== 'function') return
+  await new Promise<void>((resolve) => { flush.call(log, () => resolve()) })
 }
 
 /** Closes the server (in-flight requests finish, new ones get 503), bounded by `timeoutMs`. */
@@ -54,6 +64,7 @@ async function main (): Promise<void> {
     if (!clean) server.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight requests still running at the shutdown deadline')
     await database?.stop()
     server.log.info('stopped')
+    await flushLogs(server.log)
     process.exit(clean ? 0 : 1)
   }
   const onSignal = (signal: NodeJS.Signals): void => {
