@@ -80,6 +80,7 @@ const JWT_VERIFY = 'orgPhoneNumbersJwtVerify'
 const MISSING_HEADER = 'No Authorization was found in request.headers'
 const NOT_BEARER = 'The Authorization header must use the Bearer scheme: Authorization: Bearer <token>'
 const NO_EXP = 'The token has no exp claim; this API accepts only tokens that expire'
+const KEY_UNRESOLVED = 'No key was found to verify the token'
 const NOT_CANONICAL = 'The token\'s signature is not in canonical base64url'
 // RFC 7235: the scheme is case-insensitive, and at least one space follows it.
 const BEARER_SCHEME = /^Bearer\s/i
@@ -121,7 +122,15 @@ async function registerOwnJwt (fastify: FastifyInstance, auth: Exclude<PhoneNumb
     ? auth.secret
     : 'publicKey' in auth
       ? { public: auth.publicKey }
-      : async (_request: FastifyRequest, token: TokenOrHeader) => await auth.getKey(token as Parameters<KeyResolverAuthOptions['getKey']>[0])
+      : async (request: FastifyRequest, token: TokenOrHeader) => {
+        try {
+          return await auth.getKey(token as Parameters<KeyResolverAuthOptions['getKey']>[0])
+        } catch (error) {
+          // The resolver's own message (a key server's address, say) stays in the log.
+          request.log.warn({ err: error }, 'org-phone-numbers: getKey found no key for the token')
+          throw new UnauthorizedError(KEY_UNRESOLVED)
+        }
+      }
   await fastify.register(jwt, {
     secret,
     namespace: JWT_NAMESPACE,
