@@ -101,7 +101,7 @@ await ferret.destroy()
 log(`A (MONGODB_URI set): ${JSON.stringify({ ...a, dbConnectionsBefore, dbConnectionsAfter })}`)
 
 // --- B: embedded database started by server.ts -----------------------------------
-const serverB = await startServer({ MONGODB_URI: undefined, JWT_SECRET, REQUEST_LOGGING: 'true', SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs) }, 180_000)
+const serverB = await startServer({ MONGODB_URI: undefined, DEVELOPMENT_MODE: 'true', JWT_SECRET, REQUEST_LOGGING: 'true', SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs) }, 180_000)
 const embedded = serverB.logs.find((line) => line['msg'] === 'embedded development database')
 const embeddedUri = typeof embedded?.['mongodbUri'] === 'string' ? embedded['mongodbUri'] : undefined
 if (embeddedUri === undefined) throw new Error('the server did not report its embedded database')
