@@ -36,14 +36,21 @@ function closeAfterLingering (request: IncomingMessage, response: ServerResponse
     // app.inject() requests have no real socket (and never complete): nothing to close.
     if (request.complete || typeof socket?.destroy !== 'function') return
     let discarded = 0
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS)
-    timer.unref()
     // Counted on the socket: Node discards a dumped request's body in its parser, without 'data' events.
-    socket.on('data', (chunk: Buffer) => {
+    const count = (chunk: Buffer): void => {
       discarded += chunk.length
       if (discarded > LINGER_BYTES) socket.destroy()
-    })
-    socket.once('close', () => clearTimeout(timer))
+    }
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+    timer.unref()
+    // The rest of the body arrived in time: the connection stays open for its next request.
+    const stop = (): void => {
+      clearTimeout(timer)
+      socket.off('data', count)
+    }
+    socket.on('data', count)
+    request.once('end', stop)
+    socket.once('close', stop)
   })
 }
 

@@ -234,6 +234,26 @@ t.test('the running server', async (t) => {
     t.ok(exchange.bytesAfterResponse < 40 * 1024 * 1024, `a bounded amount was taken after the 401 (${(exchange.bytesAfterResponse / 1048576).toFixed(1)} MiB)`)
   })
 
+  t.test('a rejected request whose body does arrive leaves its keep-alive connection open', async (t) => {
+    const socket = net.connect(server.port, '127.0.0.1')
+    await once(socket, 'connect')
+    let received = ''
+    socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+    const state: { closed: boolean } = { closed: false }
+    socket.once('close', () => { state.closed = true })
+    const body = '{"targetUserId":"x"}'
+    socket.write(`POST /api/organizations/${fixture.organizationId}/phone-numbers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.write(body)
+    // Past the 2 s the server would linger for an unfinished body.
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    t.notOk(state.closed, 'the connection is still open')
+    socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    socket.destroy()
+    t.match(received, /^HTTP\/1\.1 401 [\s\S]*HTTP\/1\.1 200 /, 'the 401, then the next request on the same connection answered')
+  })
+
   t.test('an authenticated request whose body never arrives is closed after the request timeout', async (t) => {
     const head = `POST /api/organizations/${fixture.organizationId}/phone-numbers HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${bearer({ ...admin, iss: ISSUER, aud: AUDIENCE })}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`
     const exchange = await rawExchange(server.port, head, { deadlineMs: 8000 })
