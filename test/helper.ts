@@ -3,7 +3,7 @@
  * database (real server, real connection), closed on teardown; plus tokens
  * and fixtures (an organization with users) for the tests to work on.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { ObjectId, type Db, type MongoClient } from 'mongodb'
 import type { Test } from 'tap'
 import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers/index.js'
@@ -115,6 +115,17 @@ export async function build (t: Test, options: Partial<OrgPhoneNumbersOptions> =
     phoneNumbersOf,
     userDocument
   }
+}
+
+export const OPERATION_METHODS = ['POST', 'DELETE', 'GET'] as const
+
+/** The same request to each operation of the path: POST and DELETE with `body`, GET without one. */
+export async function injectEveryOperation (app: FastifyInstance, url: string, headers: Record<string, string>, body: Record<string, unknown>): Promise<Array<[typeof OPERATION_METHODS[number], LightMyRequestResponse]>> {
+  const answers: Array<[typeof OPERATION_METHODS[number], LightMyRequestResponse]> = []
+  for (const method of OPERATION_METHODS) {
+    answers.push([method, await app.inject({ method, url, headers, ...(method === 'GET' ? {} : { payload: body }) })])
+  }
+  return answers
 }
 
 export function phoneNumbersUrl (organizationId: string): string {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MongoClient, ObjectId } from 'mongodb'
-import { build, phoneNumbersUrl, type Built } from '../helper.js'
+import { build, injectEveryOperation, phoneNumbersUrl, type Built } from '../helper.js'
 import { uriForDatabase } from '../helper-database.js'
 
 async function assign (built: Built, userId: string, provider: string, phoneNumber: string, extra: Record<string, unknown> = {}): Promise<void> {
@@ -133,13 +133,7 @@ t.test('database failures are clean 5xx answers with no internal detail', async 
   await connection.connect()
   const { app } = await build(t, { db: connection.db(db.databaseName), createIndexes: false })
   await connection.close()
-  for (const method of ['POST', 'DELETE', 'GET'] as const) {
-    const response = await app.inject({
-      method,
-      url: phoneNumbersUrl(fixture.organizationId),
-      headers,
-      ...(method === 'GET' ? {} : { payload: { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550001' } })
-    })
+  for (const [method, response] of await injectEveryOperation(app, phoneNumbersUrl(fixture.organizationId), headers, { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550001' })) {
     t.equal(response.statusCode, 503, method)
     const body = response.json()
     t.equal(body.error, 'Service unavailable')

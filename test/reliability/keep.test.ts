@@ -18,7 +18,7 @@ import { ObjectId, type Db } from 'mongodb'
 import t, { type Test } from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
 import { startStandalone, type StandaloneServer } from '../helper-server.js'
-import { build, createSigner, phoneNumbersUrl, seedFixture, TEST_SECRET } from '../helper.js'
+import { build, createSigner, injectEveryOperation, phoneNumbersUrl, seedFixture, TEST_SECRET } from '../helper.js'
 
 // One server process, a few thousand in-process requests, 400 serialized writes.
 t.setTimeout(120_000)
@@ -274,15 +274,8 @@ t.test('role spellings, look-alikes and shapes other than the exact string SUPER
   ]
   for (const [name, claims] of spellings) {
     const authorization = `Bearer ${sign({ sub: fixture.adminId, ...claims })}`
-    for (const method of ['POST', 'DELETE', 'GET'] as const) {
-      const response = await app.inject({
-        method,
-        url,
-        headers: { authorization, 'content-type': 'application/json' },
-        ...(method === 'GET' ? {} : { payload: { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550102' } })
-      })
-      assertContractError(t, `${method} role ${name}`, response, [403])
-    }
+    const answers = await injectEveryOperation(app, url, { authorization, 'content-type': 'application/json' }, { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550102' })
+    for (const [method, response] of answers) assertContractError(t, `${method} role ${name}`, response, [403])
   }
   // A raw payload: JSON.parse makes __proto__ an own key, never the prototype.
   const protoToken = signText(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), `{"sub":"${fixture.adminId}","__proto__":{"role":"SUPERADMIN"},"exp":${nowSeconds() + 600}}`)
@@ -399,13 +392,7 @@ t.test('no stack trace reaches a client: an unexpected failure inside the plugin
   const secret = 'mongodb://admin:hunter2@10.0.0.5:27017'
   const { app, db, fixture, headers } = await build(t, { isSuperAdmin: () => { throw new TypeError(`cannot read the role (${secret})`) } })
   const before = await snapshot(db)
-  for (const method of ['POST', 'DELETE', 'GET'] as const) {
-    const response = await app.inject({
-      method,
-      url: phoneNumbersUrl(fixture.organizationId),
-      headers,
-      ...(method === 'GET' ? {} : { payload: { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550102' } })
-    })
+  for (const [method, response] of await injectEveryOperation(app, phoneNumbersUrl(fixture.organizationId), headers, { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550102' })) {
     assertContractError(t, `${method} with a throwing predicate`, response, [500])
     t.match(response.json().details, /^The request could not be completed \(request id [^)]+\)$/, `${method}: only the request id`)
     t.notMatch(response.body, /hunter2|10\.0\.0\.5|TypeError|cannot read/, `${method}: nothing of the error`)
