@@ -71,7 +71,8 @@ async function startOurs (settings: ServerSettings, tracer: CommandTracer): Prom
   const { readConfig } = await import('../src/standalone/config.js')
   // The standalone server's own configuration path, as `npm start` takes it.
   const mongodbUri = withCommandMonitoring(settings.mongodbUri)
-  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000' })
+  // The workload adds a fresh number to a user every other cycle, without end: lift the per-user cap.
+  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000', MAX_NUMBERS_PER_USER: '10000' })
   const fastify = tracedFastify(tracer, serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, appOptions(config, { mongodbUri, jwtSecret: settings.jwtSecret, seedDemoData: false }))
   await fastify.ready()
@@ -85,7 +86,7 @@ async function startBaseline (settings: ServerSettings, tracer: CommandTracer): 
   const client = new MongoClient(settings.mongodbUri, { monitorCommands: true })
   await client.connect()
   tracer.watch(client)
-  const store = createPhoneNumberStore(client.db())
+  const store = createPhoneNumberStore(client.db(), { maxNumbersPerUser: 10_000 })
   const fastify = tracedFastify(tracer)
   fastify.post<{ Params: { organizationId: string }, Body: AssignBody }>(phoneNumbersPath(':organizationId'), async (request, reply) => {
     const { targetUserId, provider, phoneNumber, isDefault, isInboundEnabled, label } = request.body

@@ -17,6 +17,7 @@ export const OrganizationNotFoundError = createError('ORG_PHONE_ORGANIZATION_NOT
 export const UserNotInOrganizationError = createError('ORG_PHONE_USER_NOT_IN_ORGANIZATION', 'The target user does not exist or does not belong to this organization', 404)
 export const AssignmentNotFoundError = createError('ORG_PHONE_ASSIGNMENT_NOT_FOUND', 'The target user holds no %s number %s', 404)
 export const PhoneNumberLimitError = createError('ORG_PHONE_LIMIT_REACHED', 'The user already holds %d or more numbers, the most allowed per user; remove one before assigning another', 409)
+export const MalformedUserDocumentError = createError('ORG_PHONE_MALFORMED_USER_DOCUMENT', "The user's %s field is not an array, so it was left as it is and nothing was written; fix the user document", 409)
 export const ConcurrentUpdateError = createError('ORG_PHONE_CONCURRENT_UPDATE', "The user's phone numbers kept changing concurrently; nothing was written, retry the request", 409)
 
 /** Short titles for the `error` field, by status code. */
@@ -35,6 +36,7 @@ export const ERROR_TITLES: Readonly<Record<number, string>> = {
 /** Titles for the `error` field of errors whose code says more than their status. */
 export const CODE_TITLES: Readonly<Record<string, string>> = {
   ORG_PHONE_LIMIT_REACHED: 'Phone number limit reached',
+  ORG_PHONE_MALFORMED_USER_DOCUMENT: 'Malformed user document',
   ORG_PHONE_ORGANIZATION_NOT_FOUND: 'Organization not found',
   ORG_PHONE_USER_NOT_IN_ORGANIZATION: 'Target user not found in organization',
   ORG_PHONE_ASSIGNMENT_NOT_FOUND: 'Phone number not found'

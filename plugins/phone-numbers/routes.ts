@@ -16,6 +16,7 @@ import type { AssignResult, PhoneNumberStore, RemoveResult } from '../../src/dom
 import {
   AssignmentNotFoundError,
   ConcurrentUpdateError,
+  MalformedUserDocumentError,
   OrganizationNotFoundError,
   PhoneNumberLimitError,
   UserNotInOrganizationError
@@ -46,6 +47,7 @@ function failureOf (result: Exclude<AssignResult | RemoveResult, { status: 'assi
     case 'assignment-not-found': return new AssignmentNotFoundError(provider, phoneNumber)
     case 'conflict': return new ConcurrentUpdateError()
     case 'limit-reached': return new PhoneNumberLimitError(result.limit)
+    case 'malformed-field': return new MalformedUserDocumentError(result.field)
   }
 }
 

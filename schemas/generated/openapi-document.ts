@@ -286,7 +286,9 @@ components:
         Nothing was written. Either the user's phone numbers kept changing
         under concurrent writes and the bounded retries ran out (the request
         can be retried), or the user already holds the most numbers allowed
-        per user (\`error\` is "Phone number limit reached").
+        per user (\`error\` is "Phone number limit reached"), or the user's
+        numbers field holds something other than an array, written by other
+        code (\`error\` is "Malformed user document"; fix the document).
       x-addition: true
       content:
         application/json:
@@ -941,7 +943,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         }
       },
       Conflict: {
-        description: 'Nothing was written. Either the user\'s phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached").',
+        description: 'Nothing was written. Either the user\'s phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached"), or the user\'s numbers field holds something other than an array, written by other code (`error` is "Malformed user document"; fix the document).',
         'x-addition': true,
         content: {
           'application/json': {

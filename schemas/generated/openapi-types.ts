@@ -246,7 +246,7 @@ export interface components {
                 "application/json": components["schemas"]["OrganizationErrorResponse"];
             };
         };
-        /** @description Nothing was written. Either the user's phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached"). */
+        /** @description Nothing was written. Either the user's phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached"), or the user's numbers field holds something other than an array, written by other code (`error` is "Malformed user document"; fix the document). */
         Conflict: {
             headers: {
                 [name: string]: unknown;

@@ -73,6 +73,10 @@ export type AssignResult =
   | { status: 'user-not-found' }
   | { status: 'conflict' }
   | { status: 'limit-reached', limit: number }
+  | MalformedField
+
+/** The user's assignments field holds something other than an array (other code wrote it): it is never overwritten. */
+export interface MalformedField { status: 'malformed-field', field: string }
 
 export type RemoveResult =
   | { status: 'removed' }
@@ -80,6 +84,7 @@ export type RemoveResult =
   | { status: 'user-not-found' }
   | { status: 'assignment-not-found' }
   | { status: 'conflict' }
+  | MalformedField
 
 export type ListResult =
   | { status: 'listed', assignments: ListedAssignment[] }
@@ -153,6 +158,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_STORE_OPTIONS.maxWriteAttempts
   const maxNumbersPerUser = options.maxNumbersPerUser ?? DEFAULT_STORE_OPTIONS.maxNumbersPerUser
   const limitReached = { status: 'limit-reached', limit: maxNumbersPerUser } as const
+  const malformedField: MalformedField = { status: 'malformed-field', field }
   const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
   const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
   const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1 } }
@@ -178,7 +184,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     organizationId: ObjectId,
     userId: ObjectId,
     change: (current: StoredAssignment[]) => { next: StoredAssignment[] | undefined, outcome: Outcome }
-  ): Promise<Outcome | typeof ORGANIZATION_NOT_FOUND | typeof USER_NOT_FOUND | typeof CONFLICT> {
+  ): Promise<Outcome | typeof ORGANIZATION_NOT_FOUND | typeof USER_NOT_FOUND | typeof CONFLICT | MalformedField> {
     return await queueByUser(userId.toHexString(), async () => {
       const userFilter = { _id: userId, organizationId }
       // Both reads are independent: one round trip of latency.
@@ -191,7 +197,10 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       let user = firstRead
       for (let attempt = 1; ; attempt++) {
         if (user === null || !isSameObjectId(organizationId, user['organizationId'])) return USER_NOT_FOUND
-        const { next, outcome } = change(readAssignments(user[field]))
+        // Missing or null means no numbers yet; anything else that is not an array is other code's data.
+        const stored: unknown = user[field]
+        if (stored !== undefined && stored !== null && !Array.isArray(stored)) return malformedField
+        const { next, outcome } = change(readAssignments(stored))
         if (next === undefined) return outcome
 
         // A missing revision is matched with null (missing or null), then starts

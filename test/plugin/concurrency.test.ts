@@ -53,7 +53,7 @@ t.test('parallel assigns and removals interleaved: the final state matches the s
 t.test('bounded retries: a compare-and-swap that keeps losing answers conflict and writes nothing', async (t) => {
   const { db, fixture } = await build(t)
   // maxWriteAttempts 1: a single lost race is final, so the conflict path is reachable.
-  const store = createPhoneNumberStore(db, { maxWriteAttempts: 1 })
+  const store = createPhoneNumberStore(db, { maxWriteAttempts: 1, maxNumbersPerUser: 1000 })
   const users = db.collection('users')
   const userId = new ObjectId(fixture.userId)
   const organizationId = new ObjectId(fixture.organizationId)
@@ -81,7 +81,8 @@ t.test('bounded retries: a compare-and-swap that keeps losing answers conflict a
 })
 
 t.test('409 answer shape', async (t) => {
-  const { app, fixture, headers, db } = await build(t, { maxWriteAttempts: 1 })
+  // Up to 200 rounds add a number each: the per-user cap must not answer first.
+  const { app, fixture, headers, db } = await build(t, { maxWriteAttempts: 1, maxNumbersPerUser: 1000 })
   const users = db.collection('users')
   const userId = new ObjectId(fixture.userId)
   let seen = false

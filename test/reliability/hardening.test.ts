@@ -194,6 +194,31 @@ t.test('the running server', async (t) => {
     t.same(((await listed.json()) as { phoneNumbers: Array<{ phoneNumber: string }> }).phoneNumbers.map((entry) => entry.phoneNumber), ['+14165550401'])
   })
 
+  t.test('a numbers field that is not an array is never overwritten: 409, the document must be fixed', async (t) => {
+    const organizationId = new ObjectId(fixture.organizationId)
+    const odd = [new ObjectId(), new ObjectId()] as const
+    await users.insertMany([
+      { _id: odd[0], organizationId, phoneNumbers: 'see the CRM' },
+      { _id: odd[1], organizationId, phoneNumbers: { main: '+14165550501' } }
+    ])
+    const body = (userId: ObjectId): Record<string, unknown> => ({ targetUserId: userId.toHexString(), provider: 'twilio', phoneNumber: '+14165550501' })
+    for (const userId of odd) {
+      const before = await users.findOne({ _id: userId })
+      const assigned = await assign(body(userId))
+      t.equal(assigned.status, 409, 'assign')
+      t.match(await assigned.json(), { error: 'Malformed user document', details: /phoneNumbers field is not an array/ })
+      const removed = await fetch(url, { method: 'DELETE', headers: { authorization: bearer(goodClaims), 'content-type': 'application/json' }, body: JSON.stringify(body(userId)) })
+      t.equal(removed.status, 409, 'remove')
+      t.same(await users.findOne({ _id: userId }), before, 'the document is exactly as other code left it')
+      const listed = await fetch(`${url}?targetUserId=${userId.toHexString()}`, { headers: { authorization: bearer(goodClaims) } })
+      t.same(await listed.json(), { phoneNumbers: [] }, 'listing shows nothing for it, and does not fail')
+    }
+    const empty = new ObjectId()
+    await users.insertOne({ _id: empty, organizationId, phoneNumbers: null })
+    t.equal((await assign(body(empty))).status, 200, 'null means no numbers yet')
+    t.equal((await stored(empty.toHexString())).length, 1)
+  })
+
   t.test('smaller items: token lifetime, no-store, charset', async (t) => {
     const now = Math.floor(Date.now() / 1000)
     const sign = (claims: Record<string, unknown>): string => signer.sign(claims, { expiresIn: '5m' })
