@@ -56,8 +56,9 @@ function isSameKey (entry: unknown, key: AssignmentKey): boolean {
   return isObject(entry) && entry['phoneNumber'] === key.phoneNumber && entry['provider'] === key.provider
 }
 
-export function holdsKey (current: readonly unknown[], key: AssignmentKey): boolean {
-  return current.some((entry) => isSameKey(entry, key))
+/** The entry of that key, skipping whatever other code stored beside it. */
+export function findEntry (current: readonly unknown[], key: AssignmentKey): StoredAssignment | undefined {
+  return current.find((entry) => isSameKey(entry, key)) as StoredAssignment | undefined
 }
 
 function isValidDate (value: unknown): value is Date {

@@ -28,7 +28,7 @@ import { ObjectId, type Db, type Document } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createPerKeyQueue } from './per-key-queue.js'
 import {
-  holdsKey,
+  findEntry,
   isListable,
   readAssignments,
   removeAssignment,
@@ -222,7 +222,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
 
   async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now = new Date()): Promise<AssignResult> {
     return await rewrite<AssignResult>(organizationId, userId, (current) => {
-      if (current.length >= maxNumbersPerUser && !holdsKey(current, input)) return { next: undefined, outcome: limitReached }
+      if (current.length >= maxNumbersPerUser && findEntry(current, input) === undefined) return { next: undefined, outcome: limitReached }
       const { next, assignment } = upsertAssignment(current, input, now)
       return { next, outcome: { status: 'assigned', assignment } as const }
     })
@@ -267,7 +267,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       { projection: { organizationId: 1, [field]: 1 } }
     ).toArray()
     for (const candidate of candidates) {
-      const assignment = readAssignments(candidate[field]).find((entry) => entry.provider === key.provider && entry.phoneNumber === key.phoneNumber)
+      const assignment = findEntry(readAssignments(candidate[field]), key)
       if (assignment !== undefined) return { userId: candidate['_id'] as ObjectId, organizationId: candidate['organizationId'], assignment }
     }
     return undefined

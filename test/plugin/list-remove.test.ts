@@ -120,6 +120,12 @@ t.test('the store finds the holder of a number for inbound routing', async (t) =
   t.equal(await app.orgPhoneNumbers.findHolder({ provider: 'sinch', phoneNumber: '+14165550009' }), undefined)
   t.equal(await app.orgPhoneNumbers.findHolder({ provider: 'textgrid', phoneNumber: '+14165550001' }), undefined)
 
+  // Entries other code stored beside ours (null, a string) are skipped, not a 500.
+  const users = built.db.collection('users')
+  const other = await users.findOne({ _id: new ObjectId(fixture.otherUserId) })
+  await users.updateOne({ _id: new ObjectId(fixture.otherUserId) }, { $set: { phoneNumbers: [null, 'note', ...(other?.['phoneNumbers'] as unknown[])] } })
+  t.match(await app.orgPhoneNumbers.findHolder({ provider: 'twilio', phoneNumber: '+14165550009' }), { assignment: { phoneNumber: '+14165550009' } }, 'found past foreign entries')
+
   const indexes = await built.db.collection('users').indexes()
   t.ok(indexes.some((index) => index.name === 'phoneNumbers_provider_phoneNumber'), 'routing index created at startup')
   t.ok(indexes.some((index) => index.name === 'organizationId_1'), 'organization index created at startup')
