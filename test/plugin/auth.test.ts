@@ -1,7 +1,7 @@
 import jwt from '@fastify/jwt'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { createHmac, generateKeyPairSync } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { build, phoneNumbersUrl, TEST_SECRET } from '../helper.js'
 
 const base64url = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -10,6 +10,15 @@ const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 function hs256 (header: Record<string, unknown>, payload: Record<string, unknown>, key: string | Buffer = TEST_SECRET): string {
   const unsigned = `${base64url(header)}.${base64url(payload)}`
   return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`
+}
+
+/** An identity provider signing with a key pair, closed at teardown. */
+async function keyPairIssuer (t: Test, algorithm: 'RS256' | 'ES256', privateKey: string, publicKey: string): Promise<FastifyInstance> {
+  const issuer = Fastify({ logger: false })
+  await issuer.register(jwt, { secret: { private: privateKey, public: publicKey }, sign: { algorithm, expiresIn: '1h' } })
+  await issuer.ready()
+  t.teardown(() => issuer.close())
+  return issuer
 }
 
 t.test('every token problem is 401 { error, details }, nothing runs further', async (t) => {
@@ -140,10 +149,7 @@ t.test('verifyRoleInDatabase: isSuperAdmin sees the stored user, status fields i
 t.test('RS256 with a public key: algorithm confusion (HS256 signed with the public key) is refused', async (t) => {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
   const { app, fixture } = await build(t, { auth: { publicKey, algorithms: ['RS256'], issuer: 'https://id.example', audience: 'phone-api' } })
-  const issuer = Fastify({ logger: false })
-  await issuer.register(jwt, { secret: { private: privateKey, public: publicKey }, sign: { algorithm: 'RS256', expiresIn: '1h' } })
-  await issuer.ready()
-  t.teardown(() => issuer.close())
+  const issuer = await keyPairIssuer(t, 'RS256', privateKey, publicKey)
   const url = phoneNumbersUrl(fixture.organizationId)
   const claims = { sub: fixture.adminId, role: 'SUPERADMIN' }
 
@@ -176,10 +182,7 @@ t.test('getKey resolves the key per token (JWKS style) and is never asked for al
       }
     }
   })
-  const issuer = Fastify({ logger: false })
-  await issuer.register(jwt, { secret: { private: privateKey, public: publicKey }, sign: { algorithm: 'ES256', expiresIn: '1h' } })
-  await issuer.ready()
-  t.teardown(() => issuer.close())
+  const issuer = await keyPairIssuer(t, 'ES256', privateKey, publicKey)
   const url = phoneNumbersUrl(fixture.organizationId)
   const claims = { sub: fixture.adminId, role: 'SUPERADMIN' }
   t.equal((await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${issuer.jwt.sign(claims, { kid: 'key-1' })}` } })).statusCode, 200)
