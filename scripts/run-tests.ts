@@ -1,6 +1,7 @@
 /**
  * npm test: starts a MongoDB-wire test database (see src/embedded-mongo), runs tap against it
- * with MONGODB_URI set, stops the database and exits with tap's exit code.
+ * with MONGODB_URI set, stops the database and exits with tap's exit code. It ends with the plain
+ * line `tests: N passed, N failed, N skipped`, read from tap's own closing summary.
  * TEST_MONGO_BACKEND=mongod|ferretdb|java|uri forces a backend; extra arguments go to tap.
  */
 import { spawn } from 'node:child_process'
@@ -17,13 +18,20 @@ console.log(`test database: ${mongo.backend} ${mongo.serverVersion} at ${mongo.u
 
 const tap = spawn(tapBin, process.argv.slice(2), {
   cwd: root,
-  stdio: 'inherit',
+  stdio: ['inherit', 'pipe', 'inherit'],
   env: {
     ...process.env,
     MONGODB_URI: mongo.uri,
     TEST_MONGO_BACKEND_NAME: mongo.backend,
     TEST_MONGO_SERVER_VERSION: mongo.serverVersion,
   },
+})
+
+// tap's output passes through unchanged; its tail is kept for the closing summary.
+let tail = ''
+tap.stdout.on('data', (chunk: Buffer) => {
+  process.stdout.write(chunk)
+  tail = (tail + chunk.toString('utf8')).slice(-4096)
 })
 
 // On Ctrl-C / kill: pass the signal to tap and let it finish, then stop the database below.
@@ -46,9 +54,27 @@ const exitCode = await new Promise<number>((resolve) => {
   })
 })
 
+const summary = closingSummary(tail)
+if (summary !== undefined) console.log(summary)
+
 try {
   await mongo.stop()
 } catch (error) {
   console.error(`stopping the test database failed: ${error instanceof Error ? error.message : String(error)}`)
 }
 process.exit(interrupted !== undefined && exitCode === 0 ? 128 + constants.signals[interrupted] : exitCode)
+
+/**
+ * tap closes with `# { total: 2844, pass: 2830, fail: 1, todo: 13 }`. Test-result readers know the
+ * plain `N passed, N failed` form, so restate it; todo and skip count as skipped.
+ */
+function closingSummary (output: string): string | undefined {
+  const match = /# \{ (total: \d+(?:, \w+: \d+)*) \}\s*(?:# time=[\d.]+ms\s*)?$/.exec(output.trimEnd() + '\n')
+  if (match === null) return undefined
+  const counts = Object.fromEntries(match[1]!.split(', ').map((pair) => {
+    const [name, value] = pair.split(': ')
+    return [name!, Number(value)]
+  }))
+  const count = (name: string): number => counts[name] ?? 0
+  return `tests: ${count('pass')} passed, ${count('fail')} failed, ${count('todo') + count('skip')} skipped`
+}

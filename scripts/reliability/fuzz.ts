@@ -107,7 +107,14 @@ const started = Date.now()
 // cwd in the git-ignored report folder: schemathesis writes its .schemathesis/ cache there.
 const child = spawn(SCHEMATHESIS, args, { cwd: reportDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
 let output = ''
-child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); process.stdout.write(chunk) })
+// schemathesis closes with a pytest-style `==== 1 warning in 100.01s ====` banner, which CI's
+// result reader takes for a pytest run that ran nothing; the banner loses its rules here, and
+// the run prints its own `fuzz: N passed, N failed` line.
+child.stdout.on('data', (chunk: Buffer) => {
+  const text = chunk.toString('utf8')
+  output += text
+  process.stdout.write(text.replace(/^=+ (.+?) =+$/gm, 'schemathesis: $1'))
+})
 child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); process.stderr.write(chunk) })
 // Hard wall-clock bound on top of --max-time: the phases without a time budget still stop.
 const killer = setTimeout(() => child.kill('SIGKILL'), (maxTimeS + 90) * 1000)
@@ -135,4 +142,7 @@ await ferret.destroy()
 const problems: string[] = []
 if (code !== 0) problems.push(`schemathesis exited with ${String(code)} (failures above; reproduce with FUZZ_SEED=${seed})`)
 if (serverErrors > 0) problems.push(`${serverErrors} responses with a 5xx status`)
+const caseCounts = /(\d+) generated, (\d+) passed(?:, (\d+) failed)?/.exec(testCases)
+const fuzzLine = caseCounts === null ? undefined : `fuzz: ${caseCounts[2]!} passed, ${caseCounts[3] ?? '0'} failed`
+if (fuzzLine !== undefined) log(fuzzLine)
 finish('fuzz', { schemathesis: SCHEMATHESIS_VERSION, seed, maxExamples, seconds, requests, byStatus, testCases, knownOrNewFailures: failuresSection, serverErrors }, problems)
