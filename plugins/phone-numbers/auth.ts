@@ -9,7 +9,7 @@
 import jwt, { type FastifyJWTOptions, type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ForbiddenError, UnauthorizedError } from './errors.js'
+import { ForbiddenError, RouteLookupForbiddenError, UnauthorizedError } from './errors.js'
 import type { PhoneNumberStore } from '../../src/domain/store.js'
 
 export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512'
@@ -65,10 +65,15 @@ export type PhoneNumbersAuthOptions = SecretAuthOptions | PublicKeyAuthOptions |
 export interface PhoneNumbersAuthPluginOptions {
   auth: PhoneNumbersAuthOptions
   isSuperAdmin: (claims: CallerClaims) => boolean
+  /** Who may call the inbound-route lookup (a route whose config sets ROUTE_LOOKUP). */
+  canLookUpInboundRoutes: (claims: CallerClaims) => boolean
   /** Re-read the caller (users collection, `_id` = `sub`) and apply `isSuperAdmin` to the stored document (all its fields but the numbers) on every request. */
   verifyRoleInDatabase: boolean
   store: PhoneNumberStore
 }
+
+/** Route config flag: the route is the inbound-route lookup, checked with `canLookUpInboundRoutes`. */
+export const ROUTE_LOOKUP = 'orgPhoneNumbersRouteLookup'
 
 export const isSuperAdminRole = (claims: CallerClaims): boolean => claims.role === 'SUPERADMIN'
 
@@ -178,14 +183,14 @@ function asClaims (payload: unknown): CallerClaims | undefined {
 }
 
 async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbersAuthPluginOptions): Promise<void> {
-  const { auth, isSuperAdmin, verifyRoleInDatabase, store } = options
+  const { auth, isSuperAdmin, canLookUpInboundRoutes, verifyRoleInDatabase, store } = options
   const verifyCaller = 'useHostJwt' in auth ? hostJwtVerify(fastify) : await registerOwnJwt(fastify, auth)
 
-  async function callerStillSuperAdmin (claims: CallerClaims): Promise<boolean> {
+  async function callerStillAllowed (claims: CallerClaims, isAllowed: (claims: CallerClaims) => boolean): Promise<boolean> {
     if (typeof claims.sub !== 'string') return false
     const stored = await store.findCaller(claims.sub)
     // The stored fields go through the same predicate as the token's claims.
-    return stored !== undefined && isSuperAdmin(stored as CallerClaims)
+    return stored !== undefined && isAllowed(stored as CallerClaims)
   }
 
   fastify.addHook('onRequest', async (request) => {
@@ -207,8 +212,11 @@ async function phoneNumbersAuth (fastify: FastifyInstance, options: PhoneNumbers
     const claims = asClaims(payload)
     const problem = claims === undefined ? undefined : lifetimeProblem(claims, auth.maxLifetimeSeconds)
     if (problem !== undefined) throw new UnauthorizedError(problem)
-    if (claims === undefined || !isSuperAdmin(claims)) throw new ForbiddenError()
-    if (verifyRoleInDatabase && !await callerStillSuperAdmin(claims)) throw new ForbiddenError()
+    const lookup = (request.routeOptions.config as unknown as Record<string, unknown>)[ROUTE_LOOKUP] === true
+    const isAllowed = lookup ? canLookUpInboundRoutes : isSuperAdmin
+    const Refusal = lookup ? RouteLookupForbiddenError : ForbiddenError
+    if (claims === undefined || !isAllowed(claims)) throw new Refusal()
+    if (verifyRoleInDatabase && !await callerStillAllowed(claims, isAllowed)) throw new Refusal()
   })
 }
 

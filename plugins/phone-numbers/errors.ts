@@ -18,6 +18,13 @@ export const UserNotInOrganizationError = createError('ORG_PHONE_USER_NOT_IN_ORG
 export const AssignmentNotFoundError = createError('ORG_PHONE_ASSIGNMENT_NOT_FOUND', 'The target user holds no %s number %s', 404)
 export const PhoneNumberLimitError = createError('ORG_PHONE_LIMIT_REACHED', 'The user already holds %d or more numbers, the most allowed per user; remove one before assigning another', 409)
 export const MalformedUserDocumentError = createError('ORG_PHONE_MALFORMED_USER_DOCUMENT', "The user's %s field is not an array, so it was left as it is and nothing was written; fix the user document", 409)
+export const SourceUserNotInOrganizationError = createError('ORG_PHONE_SOURCE_USER_NOT_IN_ORGANIZATION', 'The source user (fromUserId) does not exist or does not belong to this organization', 404)
+export const OtherOrganizationError = createError('ORG_PHONE_OTHER_ORGANIZATION', '%s', 409)
+export const InboundRouteHeldError = createError('ORG_PHONE_INBOUND_ROUTE_HELD', '%s', 409)
+export const AlreadyHeldError = createError('ORG_PHONE_ALREADY_HELD', 'The target user already holds the %s number %s; remove it from one of the two users first', 409)
+export const NoInboundRouteError = createError('ORG_PHONE_NO_INBOUND_ROUTE', 'No assignment routes inbound calls for %s', 404)
+export const AmbiguousInboundRouteError = createError('ORG_PHONE_AMBIGUOUS_INBOUND_ROUTE', '%s', 409)
+export const RouteLookupForbiddenError = createError('ORG_PHONE_FORBIDDEN', 'This caller may not look up inbound routes', 403, Error, false)
 export const ConcurrentUpdateError = createError('ORG_PHONE_CONCURRENT_UPDATE', "The user's phone numbers kept changing concurrently; nothing was written, retry the request", 409)
 
 /** Short titles for the `error` field, by status code. */
@@ -39,7 +46,13 @@ export const CODE_TITLES: Readonly<Record<string, string>> = {
   ORG_PHONE_MALFORMED_USER_DOCUMENT: 'Malformed user document',
   ORG_PHONE_ORGANIZATION_NOT_FOUND: 'Organization not found',
   ORG_PHONE_USER_NOT_IN_ORGANIZATION: 'Target user not found in organization',
-  ORG_PHONE_ASSIGNMENT_NOT_FOUND: 'Phone number not found'
+  ORG_PHONE_ASSIGNMENT_NOT_FOUND: 'Phone number not found',
+  ORG_PHONE_SOURCE_USER_NOT_IN_ORGANIZATION: 'Source user not found in organization',
+  ORG_PHONE_OTHER_ORGANIZATION: 'Phone number belongs to another organization',
+  ORG_PHONE_INBOUND_ROUTE_HELD: 'Inbound route held by another assignment',
+  ORG_PHONE_ALREADY_HELD: 'Target user already holds this phone number',
+  ORG_PHONE_NO_INBOUND_ROUTE: 'No inbound route',
+  ORG_PHONE_AMBIGUOUS_INBOUND_ROUTE: 'Ambiguous inbound route'
 }
 
 /** @deprecated The not-found titles are part of CODE_TITLES. */

@@ -23,7 +23,11 @@ export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAuthOptions, KeyResolverAuthOptions, HostJwtAuthOptions } from './auth.js'
 export { isSuperAdminRole } from './auth.js'
 export { createPhoneNumberStore, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
-export type { StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, AssignResult, RemoveResult, ListResult, ListedAssignment, AssignmentHolder } from '../../src/domain/store.js'
+export type {
+  StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, StoreStep, AssignResult, RemoveResult, TransferInput, TransferResult, RouteResult,
+  ListResult, ListedAssignment, AssignmentHolder, OtherOrganization, InboundHeld, MalformedField
+} from '../../src/domain/store.js'
+export type { NumberHolder } from '../../src/domain/number-holders.js'
 export { PROVIDERS, type StoredAssignment, type AssignmentInput, type AssignmentKey, type Provider } from '../../src/domain/assignments.js'
 export * from './errors.js'
 export { replyToFrameworkError } from './error-handler.js'
@@ -31,7 +35,7 @@ export { DEFAULT_OPTIONS, type OrgPhoneNumbersOptions } from './options.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The phone-number store the routes use (also for inbound routing: `findHolder`). */
+    /** The phone-number store the routes use (also for inbound routing: `findInboundRoute`). */
     orgPhoneNumbers: PhoneNumberStore
   }
 }
@@ -64,6 +68,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
       await secured.register(phoneNumbersAuth, {
         auth: options.auth,
         isSuperAdmin: options.isSuperAdmin ?? isSuperAdminRole,
+        canLookUpInboundRoutes: options.canLookUpInboundRoutes ?? options.isSuperAdmin ?? isSuperAdminRole,
         verifyRoleInDatabase: options.verifyRoleInDatabase ?? false,
         store
       })

@@ -27,6 +27,15 @@ export interface OrgPhoneNumbersOptions {
   phoneNumbersField?: string | undefined
   /** Who may call the API. Default: `claims.role === 'SUPERADMIN'`. */
   isSuperAdmin?: ((claims: CallerClaims) => boolean) | undefined
+  /**
+   * Who may call GET /api/phone-numbers/{phoneNumber}/inbound-route, for
+   * example a telephony gateway's service token. Default: `isSuperAdmin`.
+   */
+  canLookUpInboundRoutes?: ((claims: CallerClaims) => boolean) | undefined
+  /** Collection of the number claims (which organization holds a number, which assignment routes it). Default `phoneNumberClaims`. */
+  claimsCollection?: string | undefined
+  /** How long another server process's claim on a number stays its own, in ms (see the README's ownership section). Default 30000. */
+  claimLeaseMs?: number | undefined
   /** Re-check the caller's role in the users collection on every request (one extra query). Default false. */
   verifyRoleInDatabase?: boolean | undefined
   /** Create the indexes the store relies on at startup. Default true. */
@@ -86,11 +95,20 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   if (typeof options.phoneNumbersField === 'string' && isReservedUserField(options.phoneNumbersField)) {
     throw optionError(`phoneNumbersField ${JSON.stringify(options.phoneNumbersField)} would overwrite a user field the plugin reads (${RESERVED_USER_FIELDS.join(', ')})`)
   }
+  checkName('claimsCollection', options.claimsCollection)
+  const claimsCollection = options.claimsCollection ?? DEFAULT_STORE_OPTIONS.claimsCollection
+  if ([options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection, options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection].includes(claimsCollection)) {
+    throw optionError(`claimsCollection ${JSON.stringify(claimsCollection)} must differ from the users and organizations collections`)
+  }
+  checkPositiveInteger('claimLeaseMs', options.claimLeaseMs)
   checkPositiveInteger('bodyLimit', options.bodyLimit)
   checkPositiveInteger('maxWriteAttempts', options.maxWriteAttempts)
   checkPositiveInteger('maxNumbersPerUser', options.maxNumbersPerUser)
   if (options.isSuperAdmin !== undefined && typeof options.isSuperAdmin !== 'function') {
     throw optionError('isSuperAdmin must be a function (claims) => boolean')
+  }
+  if (options.canLookUpInboundRoutes !== undefined && typeof options.canLookUpInboundRoutes !== 'function') {
+    throw optionError('canLookUpInboundRoutes must be a function (claims) => boolean')
   }
   if (options.prefix !== undefined && (typeof options.prefix !== 'string' || (options.prefix !== '' && !options.prefix.startsWith('/')))) {
     throw optionError(`prefix must be '' or start with '/', got ${JSON.stringify(options.prefix)}`)

@@ -1,26 +1,37 @@
 /**
- * The three phone-number operations. Thin on purpose: take the validated
- * request, call the store, map its outcome to the contract. Types come from
- * the generated TypeBox schemas through the type provider.
+ * The phone-number operations. Thin on purpose: take the validated request,
+ * call the store, map its outcome to the contract. Types come from the
+ * generated TypeBox schemas through the type provider.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ObjectId } from 'mongodb'
 import {
   DeleteOrganizationsPhoneNumbers,
   GetOrganizationsPhoneNumbers,
+  GetPhoneNumbersInboundRoute,
   PostOrganizationsPhoneNumbers,
+  PostOrganizationsPhoneNumbersTransfer,
   type PhoneNumberAssignment
 } from '../../schemas/generated/typebox.js'
 import type { StoredAssignment } from '../../src/domain/assignments.js'
-import type { AssignResult, PhoneNumberStore, RemoveResult } from '../../src/domain/store.js'
+import type { NumberHolder } from '../../src/domain/number-holders.js'
+import type { AssignResult, PhoneNumberStore, RemoveResult, TransferResult } from '../../src/domain/store.js'
 import {
+  AlreadyHeldError,
+  AmbiguousInboundRouteError,
   AssignmentNotFoundError,
   ConcurrentUpdateError,
+  InboundRouteHeldError,
   MalformedUserDocumentError,
+  NoInboundRouteError,
   OrganizationNotFoundError,
+  OtherOrganizationError,
   PhoneNumberLimitError,
-  UserNotInOrganizationError
+  SourceUserNotInOrganizationError,
+  UserNotInOrganizationError,
+  ValidationError
 } from './errors.js'
+import { ROUTE_LOOKUP } from './auth.js'
 
 export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore
@@ -40,14 +51,33 @@ function toResponseAssignment (entry: StoredAssignment, userId: string): PhoneNu
   }
 }
 
-function failureOf (result: Exclude<AssignResult | RemoveResult, { status: 'assigned' | 'removed' }>, provider: string, phoneNumber: string): Error {
+/** An id as the contract shows it: the hex of an ObjectId, or the stored value as text (other code's ids). */
+function idText (value: unknown): string {
+  return (value as { _bsontype?: unknown } | null)?._bsontype === 'ObjectId' ? (value as ObjectId).toHexString() : String(value)
+}
+
+function describeHolders (holders: readonly NumberHolder[]): string {
+  return holders.map((holder) => `user ${idText(holder.userId)} (${holder.assignment.provider}, organization ${idText(holder.organizationId)})`).join(', ')
+}
+
+type Failure = Exclude<AssignResult | RemoveResult | TransferResult, { status: 'assigned' | 'removed' | 'transferred' }>
+
+function failureOf (result: Failure, provider: string, phoneNumber: string): Error {
   switch (result.status) {
     case 'organization-not-found': return new OrganizationNotFoundError()
-    case 'user-not-found': return new UserNotInOrganizationError()
+    case 'user-not-found': return 'which' in result && result.which === 'from' ? new SourceUserNotInOrganizationError() : new UserNotInOrganizationError()
     case 'assignment-not-found': return new AssignmentNotFoundError(provider, phoneNumber)
+    case 'already-held': return new AlreadyHeldError(provider, phoneNumber)
     case 'conflict': return new ConcurrentUpdateError()
     case 'limit-reached': return new PhoneNumberLimitError(result.limit)
     case 'malformed-field': return new MalformedUserDocumentError(result.field)
+    // Another tenant's ids stay out of the answer: only that the number is taken.
+    case 'other-organization': return new OtherOrganizationError(result.holders.length > 0
+      ? `${phoneNumber} is held by users of another organization; it can be assigned here once they no longer hold it`
+      : `${phoneNumber} is being assigned in another organization right now; retry later`)
+    case 'inbound-held': return new InboundRouteHeldError(result.holders.length > 0
+      ? `Inbound calls for ${phoneNumber} are already routed to ${describeHolders(result.holders)}; assign it with isInboundEnabled false, or switch that route off first`
+      : `Another assignment of ${phoneNumber} is taking its inbound route right now; retry later`)
   }
 }
 
@@ -84,6 +114,51 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
       )
       if (result.status !== 'removed') throw failureOf(result, provider, phoneNumber)
       return { success: true, message: `${provider} phone number removed` } as const
+    }
+  })
+
+  fastify.route({
+    ...PostOrganizationsPhoneNumbersTransfer,
+    bodyLimit,
+    handler: async (request) => {
+      const { fromUserId, toUserId, provider, phoneNumber, isDefault, label } = request.body
+      if (fromUserId.toLowerCase() === toUserId.toLowerCase()) throw new ValidationError('fromUserId and toUserId must be two different users')
+      const result = await store.transfer(new ObjectId(request.params.organizationId), {
+        provider,
+        phoneNumber,
+        fromUserId: new ObjectId(fromUserId),
+        toUserId: new ObjectId(toUserId),
+        isDefault,
+        label
+      })
+      if (result.status !== 'transferred') throw failureOf(result, provider, phoneNumber)
+      return {
+        success: true,
+        message: `${provider} phone number transferred`,
+        assignment: toResponseAssignment(result.assignment, toUserId)
+      } as const
+    }
+  })
+
+  fastify.route({
+    ...GetPhoneNumbersInboundRoute,
+    config: { [ROUTE_LOOKUP]: true },
+    handler: async (request) => {
+      const { phoneNumber } = request.params
+      const result = await store.findInboundRoute(phoneNumber, request.query.provider)
+      if (result.status === 'no-route') throw new NoInboundRouteError(phoneNumber)
+      if (result.status === 'ambiguous') {
+        throw new AmbiguousInboundRouteError(`Inbound calls for ${phoneNumber} are routed by ${result.holders.length} assignments: ${describeHolders(result.holders)}; fix the data (npm run check-integrity lists every such number)`)
+      }
+      const { holder } = result
+      const label = holder.assignment.label
+      return {
+        phoneNumber,
+        provider: holder.assignment.provider,
+        organizationId: idText(holder.organizationId),
+        userId: idText(holder.userId),
+        ...(typeof label === 'string' ? { label } : {})
+      }
     }
   })
 

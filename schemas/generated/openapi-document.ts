@@ -19,6 +19,9 @@ servers:
 security: []
 tags:
   - name: Organizations
+  - name: Routing
+    description: Inbound routing lookups, for telephony gateways.
+    x-addition: true
   - name: Operations
     description: Served by the standalone server only (health and this document).
     x-addition: true
@@ -210,6 +213,154 @@ paths:
           $ref: '#/components/responses/ServiceUnavailable'
       security:
         - bearerAuth: []
+  /api/organizations/{organizationId}/phone-numbers/transfer:
+    post:
+      tags:
+        - Organizations
+      summary: Move a phone number from one user to another (SuperAdmin only)
+      description: >-
+        Moves the (provider, phoneNumber) assignment from \`fromUserId\` to
+        \`toUserId\`, two users of the organization, inbound route included.
+        The moved entry keeps the source's \`isInboundEnabled\`; \`isDefault\` and
+        \`label\` are the source's unless given. A route lookup running at the
+        same time answers the old holder or the new one, never both and never
+        none. A transfer stopped midway (a crash) is finished or undone by the
+        next operation on the number.
+      operationId: post_organizations_phone_numbers_transfer
+      x-addition: true
+      parameters:
+        - in: path
+          name: organizationId
+          required: true
+          description: The organization's id (a 24-character hexadecimal ObjectId).
+          schema:
+            type: string
+            pattern: '^[0-9a-fA-F]{24}$'
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/OrgTransferPhoneNumberRequest'
+      responses:
+        '200':
+          description: Phone number transferred; \`assignment\` is the target's new entry
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OrgPhoneNumberMutationResponse'
+              example:
+                success: true
+                message: twilio phone number transferred
+                assignment:
+                  userId: 5f7b1c2e8a1d4e0012c3b4a7
+                  provider: twilio
+                  phoneNumber: '+14165550102'
+                  isDefault: true
+                  isInboundEnabled: true
+                  label: Main Outbound
+                  createdAt: '2026-01-05T10:00:00.000Z'
+                  updatedAt: '2026-01-05T10:00:00.000Z'
+        '400':
+          $ref: '#/components/responses/ValidationError'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: >-
+            Organization not found, either user not in the organization, or
+            the source user holds no such assignment
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OrganizationErrorResponse'
+        '409':
+          $ref: '#/components/responses/Conflict'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/ServiceUnavailable'
+      security:
+        - bearerAuth: []
+  /api/phone-numbers/{phoneNumber}/inbound-route:
+    get:
+      tags:
+        - Routing
+      summary: The user an inbound call or message to this number goes to
+      description: >-
+        Reads the one assignment with \`isInboundEnabled: true\` for the number,
+        across organizations, straight from the user documents (numbers other
+        code wrote there included). Two such assignments, possible only in
+        data written before the ownership rules or by other code, answer 409
+        naming both: never a silent pick. Callers: SuperAdmin by default; the
+        host (or the standalone server's \`ROUTE_LOOKUP_ROLES\`) may allow a
+        service role, such as a telephony gateway's.
+      operationId: get_phone_numbers_inbound_route
+      x-addition: true
+      parameters:
+        - in: path
+          name: phoneNumber
+          required: true
+          description: The number in E.164 form, URL-encoded (\`%2B14165550102\`).
+          schema:
+            type: string
+            pattern: '^\\+[1-9]\\d{1,14}$'
+          example: '+14165550102'
+        - in: query
+          name: provider
+          required: false
+          description: Only a route of this provider.
+          schema:
+            type: string
+            enum:
+              - twilio
+              - sinch
+              - textgrid
+      responses:
+        '200':
+          description: The assignment that routes the number
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/InboundRoute'
+        '400':
+          $ref: '#/components/responses/ValidationError'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: No assignment routes the number (\`error\` is "No inbound route")
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OrganizationErrorResponse'
+              example:
+                error: No inbound route
+                details: No assignment routes inbound calls for +14165550102
+        '409':
+          description: >-
+            Two assignments route the number (\`error\` is "Ambiguous inbound
+            route"; \`details\` names them). Fix the data: the integrity check
+            (\`npm run check-integrity\`) lists every such number.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OrganizationErrorResponse'
+              example:
+                error: Ambiguous inbound route
+                details: 'Inbound calls for +14165550102 are routed by 2 assignments: user 5f7b1c2e8a1d4e0012c3b4a6 (twilio, organization 5f7b1c2e8a1d4e0012c3b4a5), user 5f7b1c2e8a1d4e0012c3b4b6 (sinch, organization 5f7b1c2e8a1d4e0012c3b4b5)'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/ServiceUnavailable'
+      security:
+        - bearerAuth: []
   /health:
     get:
       tags:
@@ -283,12 +434,17 @@ components:
             $ref: '#/components/schemas/OrganizationErrorResponse'
     Conflict:
       description: >-
-        Nothing was written. Either the user's phone numbers kept changing
-        under concurrent writes and the bounded retries ran out (the request
-        can be retried), or the user already holds the most numbers allowed
-        per user (\`error\` is "Phone number limit reached"), or the user's
-        numbers field holds something other than an array, written by other
-        code (\`error\` is "Malformed user document"; fix the document).
+        Nothing was written. \`error\` says why: "Phone number belongs to
+        another organization" (users of another organization hold the number;
+        it is free again once the last of them removes it), "Inbound route
+        held by another assignment" (another assignment routes the number
+        inbound: assign with \`isInboundEnabled: false\`, or switch that route
+        off first), "Target user already holds this phone number" (transfer),
+        "Phone number limit reached" (the user holds the most numbers allowed
+        per user), "Malformed user document" (the user's numbers field holds
+        something other than an array, written by other code; fix the
+        document), or "Conflict" (the number or the user kept changing under
+        concurrent writes and the bounded retries ran out; retry).
       x-addition: true
       content:
         application/json:
@@ -507,6 +663,84 @@ components:
             label: Main Outbound
             createdAt: '2026-01-05T10:00:00.000Z'
             updatedAt: '2026-01-05T10:00:00.000Z'
+    OrgTransferPhoneNumberRequest:
+      type: object
+      x-addition: true
+      properties:
+        provider:
+          type: string
+          enum:
+            - twilio
+            - sinch
+            - textgrid
+          description: Voice provider that carries the number.
+        phoneNumber:
+          type: string
+          pattern: '^\\+[1-9]\\d{1,14}$'
+          description: The number in E.164 form.
+        fromUserId:
+          type: string
+          pattern: '^[0-9a-fA-F]{24}$'
+          description: The user who holds the number now.
+        toUserId:
+          type: string
+          pattern: '^[0-9a-fA-F]{24}$'
+          description: The user who receives it; another user of the same organization.
+        isDefault:
+          type: boolean
+          description: >-
+            Make it the target's default outbound number for the provider.
+            Default: the source assignment's flag.
+        label:
+          type: string
+          maxLength: 64
+          pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$'
+          description: "Display name for the moved number. Default: the source assignment's label."
+      required:
+        - provider
+        - phoneNumber
+        - fromUserId
+        - toUserId
+      additionalProperties: true
+      example:
+        provider: twilio
+        phoneNumber: '+14165550102'
+        fromUserId: 5f7b1c2e8a1d4e0012c3b4a6
+        toUserId: 5f7b1c2e8a1d4e0012c3b4a7
+    InboundRoute:
+      type: object
+      x-addition: true
+      description: Where inbound calls and messages to a number go.
+      properties:
+        phoneNumber:
+          type: string
+          pattern: '^\\+[1-9]\\d{1,14}$'
+        provider:
+          type: string
+          enum:
+            - twilio
+            - sinch
+            - textgrid
+        organizationId:
+          type: string
+          description: The holder's organization (hex ObjectId when stored as one).
+        userId:
+          type: string
+          description: The holder (hex ObjectId when stored as one).
+        label:
+          type: string
+      required:
+        - phoneNumber
+        - provider
+        - organizationId
+        - userId
+      additionalProperties: false
+      example:
+        phoneNumber: '+14165550102'
+        provider: twilio
+        organizationId: 5f7b1c2e8a1d4e0012c3b4a5
+        userId: 5f7b1c2e8a1d4e0012c3b4a6
+        label: Main Outbound
     HealthResponse:
       type: object
       x-addition: true
@@ -550,6 +784,11 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
   tags: [
     {
       name: 'Organizations'
+    },
+    {
+      name: 'Routing',
+      description: 'Inbound routing lookups, for telephony gateways.',
+      'x-addition': true
     },
     {
       name: 'Operations',
@@ -831,6 +1070,202 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         ]
       }
     },
+    '/api/organizations/{organizationId}/phone-numbers/transfer': {
+      post: {
+        tags: [
+          'Organizations'
+        ],
+        summary: 'Move a phone number from one user to another (SuperAdmin only)',
+        description: "Moves the (provider, phoneNumber) assignment from `fromUserId` to `toUserId`, two users of the organization, inbound route included. The moved entry keeps the source's `isInboundEnabled`; `isDefault` and `label` are the source's unless given. A route lookup running at the same time answers the old holder or the new one, never both and never none. A transfer stopped midway (a crash) is finished or undone by the next operation on the number.",
+        operationId: 'post_organizations_phone_numbers_transfer',
+        'x-addition': true,
+        parameters: [
+          {
+            in: 'path',
+            name: 'organizationId',
+            required: true,
+            description: "The organization's id (a 24-character hexadecimal ObjectId).",
+            schema: {
+              type: 'string',
+              pattern: '^[0-9a-fA-F]{24}$'
+            }
+          }
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/OrgTransferPhoneNumberRequest'
+              }
+            }
+          }
+        },
+        responses: {
+          200: {
+            description: "Phone number transferred; `assignment` is the target's new entry",
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/OrgPhoneNumberMutationResponse'
+                },
+                example: {
+                  success: true,
+                  message: 'twilio phone number transferred',
+                  assignment: {
+                    userId: '5f7b1c2e8a1d4e0012c3b4a7',
+                    provider: 'twilio',
+                    phoneNumber: '+14165550102',
+                    isDefault: true,
+                    isInboundEnabled: true,
+                    label: 'Main Outbound',
+                    createdAt: '2026-01-05T10:00:00.000Z',
+                    updatedAt: '2026-01-05T10:00:00.000Z'
+                  }
+                }
+              }
+            }
+          },
+          400: {
+            $ref: '#/components/responses/ValidationError'
+          },
+          401: {
+            $ref: '#/components/responses/Unauthorized'
+          },
+          403: {
+            $ref: '#/components/responses/Forbidden'
+          },
+          404: {
+            description: 'Organization not found, either user not in the organization, or the source user holds no such assignment',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/OrganizationErrorResponse'
+                }
+              }
+            }
+          },
+          409: {
+            $ref: '#/components/responses/Conflict'
+          },
+          413: {
+            $ref: '#/components/responses/PayloadTooLarge'
+          },
+          415: {
+            $ref: '#/components/responses/UnsupportedMediaType'
+          },
+          500: {
+            $ref: '#/components/responses/InternalError'
+          },
+          503: {
+            $ref: '#/components/responses/ServiceUnavailable'
+          }
+        },
+        security: [
+          {
+            bearerAuth: []
+          }
+        ]
+      }
+    },
+    '/api/phone-numbers/{phoneNumber}/inbound-route': {
+      get: {
+        tags: [
+          'Routing'
+        ],
+        summary: 'The user an inbound call or message to this number goes to',
+        description: "Reads the one assignment with `isInboundEnabled: true` for the number, across organizations, straight from the user documents (numbers other code wrote there included). Two such assignments, possible only in data written before the ownership rules or by other code, answer 409 naming both: never a silent pick. Callers: SuperAdmin by default; the host (or the standalone server's `ROUTE_LOOKUP_ROLES`) may allow a service role, such as a telephony gateway's.",
+        operationId: 'get_phone_numbers_inbound_route',
+        'x-addition': true,
+        parameters: [
+          {
+            in: 'path',
+            name: 'phoneNumber',
+            required: true,
+            description: 'The number in E.164 form, URL-encoded (`%2B14165550102`).',
+            schema: {
+              type: 'string',
+              pattern: '^\\+[1-9]\\d{1,14}$'
+            },
+            example: '+14165550102'
+          },
+          {
+            in: 'query',
+            name: 'provider',
+            required: false,
+            description: 'Only a route of this provider.',
+            schema: {
+              type: 'string',
+              enum: [
+                'twilio',
+                'sinch',
+                'textgrid'
+              ]
+            }
+          }
+        ],
+        responses: {
+          200: {
+            description: 'The assignment that routes the number',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/InboundRoute'
+                }
+              }
+            }
+          },
+          400: {
+            $ref: '#/components/responses/ValidationError'
+          },
+          401: {
+            $ref: '#/components/responses/Unauthorized'
+          },
+          403: {
+            $ref: '#/components/responses/Forbidden'
+          },
+          404: {
+            description: 'No assignment routes the number (`error` is "No inbound route")',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/OrganizationErrorResponse'
+                },
+                example: {
+                  error: 'No inbound route',
+                  details: 'No assignment routes inbound calls for +14165550102'
+                }
+              }
+            }
+          },
+          409: {
+            description: 'Two assignments route the number (`error` is "Ambiguous inbound route"; `details` names them). Fix the data: the integrity check (`npm run check-integrity`) lists every such number.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/OrganizationErrorResponse'
+                },
+                example: {
+                  error: 'Ambiguous inbound route',
+                  details: 'Inbound calls for +14165550102 are routed by 2 assignments: user 5f7b1c2e8a1d4e0012c3b4a6 (twilio, organization 5f7b1c2e8a1d4e0012c3b4a5), user 5f7b1c2e8a1d4e0012c3b4b6 (sinch, organization 5f7b1c2e8a1d4e0012c3b4b5)'
+                }
+              }
+            }
+          },
+          500: {
+            $ref: '#/components/responses/InternalError'
+          },
+          503: {
+            $ref: '#/components/responses/ServiceUnavailable'
+          }
+        },
+        security: [
+          {
+            bearerAuth: []
+          }
+        ]
+      }
+    },
     '/health': {
       get: {
         tags: [
@@ -943,7 +1378,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         }
       },
       Conflict: {
-        description: 'Nothing was written. Either the user\'s phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached"), or the user\'s numbers field holds something other than an array, written by other code (`error` is "Malformed user document"; fix the document).',
+        description: 'Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user\'s numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry).',
         'x-addition': true,
         content: {
           'application/json': {
@@ -1221,6 +1656,103 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
               updatedAt: '2026-01-05T10:00:00.000Z'
             }
           ]
+        }
+      },
+      OrgTransferPhoneNumberRequest: {
+        type: 'object',
+        'x-addition': true,
+        properties: {
+          provider: {
+            type: 'string',
+            enum: [
+              'twilio',
+              'sinch',
+              'textgrid'
+            ],
+            description: 'Voice provider that carries the number.'
+          },
+          phoneNumber: {
+            type: 'string',
+            pattern: '^\\+[1-9]\\d{1,14}$',
+            description: 'The number in E.164 form.'
+          },
+          fromUserId: {
+            type: 'string',
+            pattern: '^[0-9a-fA-F]{24}$',
+            description: 'The user who holds the number now.'
+          },
+          toUserId: {
+            type: 'string',
+            pattern: '^[0-9a-fA-F]{24}$',
+            description: 'The user who receives it; another user of the same organization.'
+          },
+          isDefault: {
+            type: 'boolean',
+            description: "Make it the target's default outbound number for the provider. Default: the source assignment's flag."
+          },
+          label: {
+            type: 'string',
+            maxLength: 64,
+            pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$',
+            description: "Display name for the moved number. Default: the source assignment's label."
+          }
+        },
+        required: [
+          'provider',
+          'phoneNumber',
+          'fromUserId',
+          'toUserId'
+        ],
+        additionalProperties: true,
+        example: {
+          provider: 'twilio',
+          phoneNumber: '+14165550102',
+          fromUserId: '5f7b1c2e8a1d4e0012c3b4a6',
+          toUserId: '5f7b1c2e8a1d4e0012c3b4a7'
+        }
+      },
+      InboundRoute: {
+        type: 'object',
+        'x-addition': true,
+        description: 'Where inbound calls and messages to a number go.',
+        properties: {
+          phoneNumber: {
+            type: 'string',
+            pattern: '^\\+[1-9]\\d{1,14}$'
+          },
+          provider: {
+            type: 'string',
+            enum: [
+              'twilio',
+              'sinch',
+              'textgrid'
+            ]
+          },
+          organizationId: {
+            type: 'string',
+            description: "The holder's organization (hex ObjectId when stored as one)."
+          },
+          userId: {
+            type: 'string',
+            description: 'The holder (hex ObjectId when stored as one).'
+          },
+          label: {
+            type: 'string'
+          }
+        },
+        required: [
+          'phoneNumber',
+          'provider',
+          'organizationId',
+          'userId'
+        ],
+        additionalProperties: false,
+        example: {
+          phoneNumber: '+14165550102',
+          provider: 'twilio',
+          organizationId: '5f7b1c2e8a1d4e0012c3b4a5',
+          userId: '5f7b1c2e8a1d4e0012c3b4a6',
+          label: 'Main Outbound'
         }
       },
       HealthResponse: {

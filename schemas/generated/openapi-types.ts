@@ -29,6 +29,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/organizations/{organizationId}/phone-numbers/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a phone number from one user to another (SuperAdmin only)
+         * @description Moves the (provider, phoneNumber) assignment from `fromUserId` to `toUserId`, two users of the organization, inbound route included. The moved entry keeps the source's `isInboundEnabled`; `isDefault` and `label` are the source's unless given. A route lookup running at the same time answers the old holder or the new one, never both and never none. A transfer stopped midway (a crash) is finished or undone by the next operation on the number.
+         */
+        post: operations["post_organizations_phone_numbers_transfer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/phone-numbers/{phoneNumber}/inbound-route": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The user an inbound call or message to this number goes to
+         * @description Reads the one assignment with `isInboundEnabled: true` for the number, across organizations, straight from the user documents (numbers other code wrote there included). Two such assignments, possible only in data written before the ownership rules or by other code, answer 409 naming both: never a silent pick. Callers: SuperAdmin by default; the host (or the standalone server's `ROUTE_LOOKUP_ROLES`) may allow a service role, such as a telephony gateway's.
+         */
+        get: operations["get_phone_numbers_inbound_route"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -211,6 +251,53 @@ export interface components {
         OrgPhoneNumberListResponse: {
             phoneNumbers: components["schemas"]["PhoneNumberAssignment"][];
         };
+        /**
+         * @example {
+         *       "provider": "twilio",
+         *       "phoneNumber": "+14165550102",
+         *       "fromUserId": "5f7b1c2e8a1d4e0012c3b4a6",
+         *       "toUserId": "5f7b1c2e8a1d4e0012c3b4a7"
+         *     }
+         */
+        OrgTransferPhoneNumberRequest: {
+            /**
+             * @description Voice provider that carries the number.
+             * @enum {string}
+             */
+            provider: "twilio" | "sinch" | "textgrid";
+            /** @description The number in E.164 form. */
+            phoneNumber: string;
+            /** @description The user who holds the number now. */
+            fromUserId: string;
+            /** @description The user who receives it; another user of the same organization. */
+            toUserId: string;
+            /** @description Make it the target's default outbound number for the provider. Default: the source assignment's flag. */
+            isDefault?: boolean;
+            /** @description Display name for the moved number. Default: the source assignment's label. */
+            label?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * @description Where inbound calls and messages to a number go.
+         * @example {
+         *       "phoneNumber": "+14165550102",
+         *       "provider": "twilio",
+         *       "organizationId": "5f7b1c2e8a1d4e0012c3b4a5",
+         *       "userId": "5f7b1c2e8a1d4e0012c3b4a6",
+         *       "label": "Main Outbound"
+         *     }
+         */
+        InboundRoute: {
+            phoneNumber: string;
+            /** @enum {string} */
+            provider: "twilio" | "sinch" | "textgrid";
+            /** @description The holder's organization (hex ObjectId when stored as one). */
+            organizationId: string;
+            /** @description The holder (hex ObjectId when stored as one). */
+            userId: string;
+            label?: string;
+        };
         HealthResponse: {
             /** @enum {string} */
             status: "ok" | "unavailable";
@@ -246,7 +333,7 @@ export interface components {
                 "application/json": components["schemas"]["OrganizationErrorResponse"];
             };
         };
-        /** @description Nothing was written. Either the user's phone numbers kept changing under concurrent writes and the bounded retries ran out (the request can be retried), or the user already holds the most numbers allowed per user (`error` is "Phone number limit reached"), or the user's numbers field holds something other than an array, written by other code (`error` is "Malformed user document"; fix the document). */
+        /** @description Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user's numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry). */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -449,6 +536,130 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    post_organizations_phone_numbers_transfer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organization's id (a 24-character hexadecimal ObjectId). */
+                organizationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgTransferPhoneNumberRequest"];
+            };
+        };
+        responses: {
+            /** @description Phone number transferred; `assignment` is the target's new entry */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "message": "twilio phone number transferred",
+                     *       "assignment": {
+                     *         "userId": "5f7b1c2e8a1d4e0012c3b4a7",
+                     *         "provider": "twilio",
+                     *         "phoneNumber": "+14165550102",
+                     *         "isDefault": true,
+                     *         "isInboundEnabled": true,
+                     *         "label": "Main Outbound",
+                     *         "createdAt": "2026-01-05T10:00:00.000Z",
+                     *         "updatedAt": "2026-01-05T10:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OrgPhoneNumberMutationResponse"];
+                };
+            };
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Organization not found, either user not in the organization, or the source user holds no such assignment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrganizationErrorResponse"];
+                };
+            };
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    get_phone_numbers_inbound_route: {
+        parameters: {
+            query?: {
+                /** @description Only a route of this provider. */
+                provider?: "twilio" | "sinch" | "textgrid";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The number in E.164 form, URL-encoded (`%2B14165550102`).
+                 * @example +14165550102
+                 */
+                phoneNumber: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The assignment that routes the number */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboundRoute"];
+                };
+            };
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No assignment routes the number (`error` is "No inbound route") */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "No inbound route",
+                     *       "details": "No assignment routes inbound calls for +14165550102"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OrganizationErrorResponse"];
+                };
+            };
+            /** @description Two assignments route the number (`error` is "Ambiguous inbound route"; `details` names them). Fix the data: the integrity check (`npm run check-integrity`) lists every such number. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Ambiguous inbound route",
+                     *       "details": "Inbound calls for +14165550102 are routed by 2 assignments: user 5f7b1c2e8a1d4e0012c3b4a6 (twilio, organization 5f7b1c2e8a1d4e0012c3b4a5), user 5f7b1c2e8a1d4e0012c3b4b6 (sinch, organization 5f7b1c2e8a1d4e0012c3b4b5)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OrganizationErrorResponse"];
+                };
+            };
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

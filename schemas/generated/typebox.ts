@@ -75,6 +75,25 @@ export const OrgPhoneNumberListResponse = Type.Object({
 }, { additionalProperties: false })
 export type OrgPhoneNumberListResponse = Static<typeof OrgPhoneNumberListResponse>
 
+export const OrgTransferPhoneNumberRequest = Type.Object({
+  provider: Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'], description: 'Voice provider that carries the number.' }),
+  phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$', description: 'The number in E.164 form.' }),
+  fromUserId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'The user who holds the number now.' }),
+  toUserId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'The user who receives it; another user of the same organization.' }),
+  isDefault: Type.Optional(Type.Boolean({ description: "Make it the target's default outbound number for the provider. Default: the source assignment's flag." })),
+  label: Type.Optional(Type.String({ maxLength: 64, pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$', description: "Display name for the moved number. Default: the source assignment's label." }))
+}, { additionalProperties: true })
+export type OrgTransferPhoneNumberRequest = Static<typeof OrgTransferPhoneNumberRequest>
+
+export const InboundRoute = Type.Object({
+  phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$' }),
+  provider: Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'] }),
+  organizationId: Type.String({ description: "The holder's organization (hex ObjectId when stored as one)." }),
+  userId: Type.String({ description: 'The holder (hex ObjectId when stored as one).' }),
+  label: Type.Optional(Type.String())
+}, { description: 'Where inbound calls and messages to a number go.', additionalProperties: false })
+export type InboundRoute = Static<typeof InboundRoute>
+
 export const HealthResponse = Type.Object({
   status: Type.Unsafe<'ok' | 'unavailable'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['ok', 'unavailable'] }),
   database: Type.Unsafe<'up' | 'down'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['up', 'down'] })
@@ -155,6 +174,54 @@ export const GetOrganizationsPhoneNumbers = {
   }
 } as const
 
+export const PostOrganizationsPhoneNumbersTransfer = {
+  method: 'POST',
+  url: '/api/organizations/:organizationId/phone-numbers/transfer',
+  schema: {
+    operationId: 'post_organizations_phone_numbers_transfer',
+    params: Type.Object({
+      organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "The organization's id (a 24-character hexadecimal ObjectId)." })
+    }),
+    body: OrgTransferPhoneNumberRequest,
+    response: {
+      200: OrgPhoneNumberMutationResponse,
+      400: OrganizationErrorResponse,
+      401: OrganizationErrorResponse,
+      403: OrganizationErrorResponse,
+      404: OrganizationErrorResponse,
+      409: OrganizationErrorResponse,
+      413: OrganizationErrorResponse,
+      415: OrganizationErrorResponse,
+      500: OrganizationErrorResponse,
+      503: OrganizationErrorResponse
+    }
+  }
+} as const
+
+export const GetPhoneNumbersInboundRoute = {
+  method: 'GET',
+  url: '/api/phone-numbers/:phoneNumber/inbound-route',
+  schema: {
+    operationId: 'get_phone_numbers_inbound_route',
+    params: Type.Object({
+      phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$', description: 'The number in E.164 form, URL-encoded (`%2B14165550102`).' })
+    }),
+    querystring: Type.Object({
+      provider: Type.Optional(Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'], description: 'Only a route of this provider.' }))
+    }),
+    response: {
+      200: InboundRoute,
+      400: OrganizationErrorResponse,
+      401: OrganizationErrorResponse,
+      403: OrganizationErrorResponse,
+      404: OrganizationErrorResponse,
+      409: OrganizationErrorResponse,
+      500: OrganizationErrorResponse,
+      503: OrganizationErrorResponse
+    }
+  }
+} as const
+
 export const GetHealth = {
   method: 'GET',
   url: '/health',
@@ -194,6 +261,8 @@ export const operations = {
   post_organizations_phone_numbers: PostOrganizationsPhoneNumbers,
   delete_organizations_phone_numbers: DeleteOrganizationsPhoneNumbers,
   get_organizations_phone_numbers: GetOrganizationsPhoneNumbers,
+  post_organizations_phone_numbers_transfer: PostOrganizationsPhoneNumbersTransfer,
+  get_phone_numbers_inbound_route: GetPhoneNumbersInboundRoute,
   get_health: GetHealth,
   get_openapi_json: GetOpenapiJson,
   get_openapi_yaml: GetOpenapiYaml

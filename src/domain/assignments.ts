@@ -48,7 +48,7 @@ function isObject (entry: unknown): entry is Record<string, unknown> {
 }
 
 /** An entry that carries one of our keys (other code's entries are never changed). */
-function isOurs (entry: unknown): entry is Record<string, unknown> {
+export function isOurs (entry: unknown): entry is Record<string, unknown> {
   return isObject(entry) && typeof entry['phoneNumber'] === 'string' && PROVIDERS.includes(entry['provider'] as Provider)
 }
 

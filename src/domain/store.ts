@@ -38,6 +38,8 @@ import {
   type Provider,
   type StoredAssignment
 } from './assignments.js'
+import { createNumberClaims, type ClaimDocument, type InboundHolder } from './number-claims.js'
+import { holdersOf, inboundHolders, isAssignment, isSameObjectId, outsideOrganization, type NumberHolder } from './number-holders.js'
 
 export interface PhoneNumberStoreOptions {
   /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
@@ -46,6 +48,8 @@ export interface PhoneNumberStoreOptions {
   organizationsCollection?: string | undefined
   /** Field of the user document holding the array. Default `phoneNumbers`. */
   phoneNumbersField?: string | undefined
+  /** Collection of the number claims (one document per number: its organization and inbound route). Default `phoneNumberClaims`. */
+  claimsCollection?: string | undefined
   /** Compare-and-swap attempts before giving up with `conflict`. Default 10. */
   maxWriteAttempts?: number | undefined
   /**
@@ -55,17 +59,46 @@ export interface PhoneNumberStoreOptions {
    * removing. Default 100.
    */
   maxNumbersPerUser?: number | undefined
+  /**
+   * How long a claim another server process touched stays its own, in ms.
+   * Every write is sent within half of it or given up, so after it a claim the
+   * users no longer back (a crashed process, another process's removal) can be
+   * taken over. Claims this process touched last are taken over at once.
+   * Default 30000.
+   */
+  claimLeaseMs?: number | undefined
+  /** Identifies this store to the others sharing the database (claims record it). Default: a random UUID. */
+  instanceId?: string | undefined
+  /**
+   * Called after each step of a multi-step write; a throw stops the
+   * operation there, as a crash would. For tests of crash recovery.
+   */
+  onStep?: ((step: StoreStep) => void | Promise<void>) | undefined
 }
+
+/** The points between the database writes of an operation (see `onStep`). */
+export type StoreStep =
+  | 'assign:claimed'
+  | 'assign:user-written'
+  | 'remove:user-written'
+  | 'transfer:begun'
+  | 'transfer:target-written'
+  | 'transfer:committed'
+  | 'transfer:source-removed'
 
 export interface ListedAssignment extends StoredAssignment {
   userId: ObjectId
 }
 
-export interface AssignmentHolder {
-  userId: ObjectId
-  organizationId: unknown
-  assignment: StoredAssignment
-}
+/** A user's assignment of a number, as read from the user documents. */
+export type AssignmentHolder = NumberHolder
+
+/** The number is held by users of another organization (rule 1); `holders` is empty when another server process is assigning it right now. */
+export interface OtherOrganization { status: 'other-organization', holders: NumberHolder[] }
+/** Another assignment routes the number inbound (rule 2); `holders` is empty when another server process is setting that route right now. */
+export interface InboundHeld { status: 'inbound-held', holders: NumberHolder[] }
+/** The user's assignments field holds something other than an array (other code wrote it): it is never overwritten. */
+export interface MalformedField { status: 'malformed-field', field: string }
 
 export type AssignResult =
   | { status: 'assigned', assignment: StoredAssignment }
@@ -73,10 +106,9 @@ export type AssignResult =
   | { status: 'user-not-found' }
   | { status: 'conflict' }
   | { status: 'limit-reached', limit: number }
+  | OtherOrganization
+  | InboundHeld
   | MalformedField
-
-/** The user's assignments field holds something other than an array (other code wrote it): it is never overwritten. */
-export interface MalformedField { status: 'malformed-field', field: string }
 
 export type RemoveResult =
   | { status: 'removed' }
@@ -85,6 +117,32 @@ export type RemoveResult =
   | { status: 'assignment-not-found' }
   | { status: 'conflict' }
   | MalformedField
+
+export interface TransferInput extends AssignmentKey {
+  fromUserId: ObjectId
+  toUserId: ObjectId
+  /** Default: the source assignment's. */
+  isDefault?: boolean | undefined
+  /** Default: the source assignment's. */
+  label?: string | undefined
+}
+
+export type TransferResult =
+  | { status: 'transferred', assignment: StoredAssignment }
+  | { status: 'organization-not-found' }
+  | { status: 'user-not-found', which: 'from' | 'to' }
+  | { status: 'assignment-not-found' }
+  | { status: 'already-held' }
+  | { status: 'conflict' }
+  | { status: 'limit-reached', limit: number }
+  | OtherOrganization
+  | InboundHeld
+  | MalformedField
+
+export type RouteResult =
+  | { status: 'routed', holder: NumberHolder }
+  | { status: 'no-route' }
+  | { status: 'ambiguous', holders: NumberHolder[] }
 
 export type ListResult =
   | { status: 'listed', assignments: ListedAssignment[] }
@@ -98,8 +156,17 @@ export interface ListFilter {
 export interface PhoneNumberStore {
   assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now?: Date): Promise<AssignResult>
   remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult>
+  /** Moves an assignment, inbound route included, between two users of one organization. */
+  transfer (organizationId: ObjectId, input: TransferInput, now?: Date): Promise<TransferResult>
   list (organizationId: ObjectId, filter?: ListFilter): Promise<ListResult>
-  /** The user holding (provider, phoneNumber), for routing inbound calls. */
+  /**
+   * The assignment that routes the number's inbound calls, read from the user
+   * documents in one query (numbers other code wrote included). Two routes
+   * answer `ambiguous`, never a pick, except mid-transfer, when the claim says
+   * which of the two holds the route.
+   */
+  findInboundRoute (phoneNumber: string, provider?: Provider): Promise<RouteResult>
+  /** @deprecated The inbound route of (provider, phoneNumber) when there is exactly one: use `findInboundRoute`. */
   findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined>
   /**
    * The stored fields of the user whose `_id` is the hex string `userId`
@@ -119,8 +186,10 @@ export const DEFAULT_STORE_OPTIONS = {
   usersCollection: 'users',
   organizationsCollection: 'organizations',
   phoneNumbersField: 'phoneNumbers',
+  claimsCollection: 'phoneNumberClaims',
   maxWriteAttempts: 10,
-  maxNumbersPerUser: 100
+  maxNumbersPerUser: 100,
+  claimLeaseMs: 30_000
 } as const
 
 /** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */
@@ -138,31 +207,50 @@ export function isReservedUserField (name: string): boolean {
 const ORGANIZATION_NOT_FOUND = { status: 'organization-not-found' } as const
 const USER_NOT_FOUND = { status: 'user-not-found' } as const
 const ASSIGNMENT_NOT_FOUND = { status: 'assignment-not-found' } as const
+const ALREADY_HELD = { status: 'already-held' } as const
 const CONFLICT = { status: 'conflict' } as const
 const REMOVED = { status: 'removed' } as const
+const NO_ROUTE = { status: 'no-route' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
-
-/** Matches what the write filter matches: an ObjectId of that value (not its hex string). */
-function isSameObjectId (id: ObjectId, value: unknown): boolean {
-  return (value as { _bsontype?: unknown } | null)?._bsontype === 'ObjectId' && id.equals(value as ObjectId)
-}
 
 /** Random pause that grows with the attempt number, so colliding writers spread out. */
 function backoffMs (attempt: number): number {
   return Math.random() * Math.min(50, 2 ** attempt)
 }
 
+/** A claim, or why the operation may not take it. */
+type ClaimOutcome =
+  | { status: 'claimed', claim: ClaimDocument }
+  | { status: 'recover', claim: ClaimDocument }
+  | OtherOrganization
+  | InboundHeld
+  | typeof CONFLICT
+
 export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions = {}): PhoneNumberStore {
   const field = options.phoneNumbersField ?? DEFAULT_STORE_OPTIONS.phoneNumbersField
   const revisionField = `${field}Revision`
   const maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_STORE_OPTIONS.maxWriteAttempts
   const maxNumbersPerUser = options.maxNumbersPerUser ?? DEFAULT_STORE_OPTIONS.maxNumbersPerUser
+  const leaseMs = options.claimLeaseMs ?? DEFAULT_STORE_OPTIONS.claimLeaseMs
+  const onStep = options.onStep
   const limitReached = { status: 'limit-reached', limit: maxNumbersPerUser } as const
   const malformedField: MalformedField = { status: 'malformed-field', field }
   const users = db.collection(options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection)
   const organizations = db.collection(options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection)
+  const claims = createNumberClaims(
+    db.collection<ClaimDocument>(options.claimsCollection ?? DEFAULT_STORE_OPTIONS.claimsCollection),
+    { leaseMs, ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }) }
+  )
   const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1 } }
+  const numberField = `${field}.phoneNumber`
+  const providerField = `${field}.provider`
+  // Lock order: number, then user; nothing waits for a number while holding a user.
+  const queueByNumber = createPerKeyQueue()
   const queueByUser = createPerKeyQueue()
+
+  async function step (name: StoreStep): Promise<void> {
+    if (onStep !== undefined) await onStep(name)
+  }
 
   function findOrganization (organizationId: ObjectId): Promise<Document | null> {
     return organizations.findOne({ _id: organizationId }, ID_ONLY)
@@ -175,70 +263,342 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return users.findOne({ _id: userId }, userProjection)
   }
 
+  /** The given users and every holder of the number, in one query (the index on the number serves the second half). */
+  function findUsersAndHolders (phoneNumber: string, userIds: readonly ObjectId[]): Promise<Document[]> {
+    return users.find({ $or: [{ _id: { $in: userIds } }, { [numberField]: phoneNumber }] }, userProjection).toArray()
+  }
+
+  function pick (documents: readonly Document[], userId: ObjectId): Document | null {
+    return documents.find((document) => isSameObjectId(userId, document['_id'])) ?? null
+  }
+
+  /** The stored array of a user of that organization, or why there is none to write. */
+  function readOwnArray (user: Document | null, organizationId: ObjectId): StoredAssignment[] | typeof USER_NOT_FOUND | MalformedField {
+    if (user === null || !isSameObjectId(organizationId, user['organizationId'])) return USER_NOT_FOUND
+    // Missing or null means no numbers yet; anything else that is not an array is other code's data.
+    const stored: unknown = user[field]
+    if (stored !== undefined && stored !== null && !Array.isArray(stored)) return malformedField
+    return readAssignments(stored)
+  }
+
   /**
-   * The read-modify-write loop shared by assign and remove: `change` gets the
-   * current array and returns the array to store (`undefined`: nothing to
-   * write) or a failure to report.
+   * The read-modify-write loop of one user: `change` gets the current array
+   * and returns the array to store (`undefined`: nothing to write) with the
+   * outcome to report. `firstRead` may be stale: the compare-and-swap then
+   * misses and the user is read again. No write is sent after `deadline`
+   * (the claim's lease, see number-claims.ts).
    */
-  async function rewrite<Outcome> (
+  async function writeUser<Outcome> (
     organizationId: ObjectId,
     userId: ObjectId,
+    firstRead: Document | null,
+    deadline: number,
     change: (current: StoredAssignment[]) => { next: StoredAssignment[] | undefined, outcome: Outcome }
-  ): Promise<Outcome | typeof ORGANIZATION_NOT_FOUND | typeof USER_NOT_FOUND | typeof CONFLICT | MalformedField> {
-    return await queueByUser(userId.toHexString(), async () => {
-      const userFilter = { _id: userId, organizationId }
-      // Both reads are independent: one round trip of latency.
-      const [organization, firstRead] = await Promise.all([
-        findOrganization(organizationId),
-        findUser(userId)
-      ])
-      if (organization === null) return ORGANIZATION_NOT_FOUND
+  ): Promise<Outcome | typeof USER_NOT_FOUND | typeof CONFLICT | MalformedField> {
+    let user = firstRead
+    for (let attempt = 1; ; attempt++) {
+      const current = readOwnArray(user, organizationId)
+      if (!Array.isArray(current)) return current
+      const { next, outcome } = change(current)
+      if (next === undefined) return outcome
+      if (Date.now() > deadline) return CONFLICT
 
-      let user = firstRead
-      for (let attempt = 1; ; attempt++) {
-        if (user === null || !isSameObjectId(organizationId, user['organizationId'])) return USER_NOT_FOUND
-        // Missing or null means no numbers yet; anything else that is not an array is other code's data.
-        const stored: unknown = user[field]
-        if (stored !== undefined && stored !== null && !Array.isArray(stored)) return malformedField
-        const { next, outcome } = change(readAssignments(stored))
-        if (next === undefined) return outcome
+      // A missing revision is matched with null (missing or null), then starts
+      // at 1. $eq compares literally: a stored value is never read as an operator.
+      const revision: unknown = user?.[revisionField] ?? null
+      const nextRevision = typeof revision === 'number' ? revision + 1 : 1
+      const { matchedCount } = await users.updateOne(
+        { _id: userId, organizationId, [revisionField]: { $eq: revision } },
+        { $set: { [field]: next, [revisionField]: nextRevision } }
+      )
+      if (matchedCount === 1) return outcome
+      if (attempt >= maxWriteAttempts) return CONFLICT
 
-        // A missing revision is matched with null (missing or null), then starts
-        // at 1. $eq compares literally: a stored value is never read as an operator.
-        const revision: unknown = user[revisionField] ?? null
-        const nextRevision = typeof revision === 'number' ? revision + 1 : 1
-        const { matchedCount } = await users.updateOne(
-          { ...userFilter, [revisionField]: { $eq: revision } },
-          { $set: { [field]: next, [revisionField]: nextRevision } }
-        )
-        if (matchedCount === 1) return outcome
-        if (attempt >= maxWriteAttempts) return CONFLICT
+      await sleep(backoffMs(attempt))
+      user = await findUser(userId)
+    }
+  }
 
-        await sleep(backoffMs(attempt))
-        user = await findUser(userId)
+  /**
+   * The claim for an operation whose fast `touch` collided: read the claim
+   * and take it over when the users (read at `startedAt`, already checked
+   * against rules 1 and 2 by the caller) no longer back it and no writer can
+   * be in flight; share it when only the toucher differs.
+   */
+  async function claimSlowly (phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, now: Date, startedAt: number): Promise<ClaimOutcome> {
+    for (let attempt = 1; attempt <= maxWriteAttempts; attempt++) {
+      const claim = await claims.read(phoneNumber)
+      if (claim === null) {
+        const created = await claims.touch(phoneNumber, organizationId, inbound, now)
+        if (created !== undefined) return { status: 'claimed', claim: created }
+        continue
       }
+      const settled = claims.isSettled(claim, startedAt)
+      if (claim.transfer !== undefined) {
+        if (settled) return { status: 'recover', claim }
+        return CONFLICT // another process is transferring this number right now
+      }
+      const otherOrganization = !isSameObjectId(organizationId, claim.organizationId)
+      const otherRoute = inbound !== undefined && claim.inbound != null &&
+        !(isSameObjectId(inbound.userId, claim.inbound.userId) && inbound.provider === claim.inbound.provider)
+      if ((otherOrganization || otherRoute) && !settled) {
+        // Another process claimed it within the lease and may be writing it now.
+        return otherOrganization ? { status: 'other-organization', holders: [] } : { status: 'inbound-held', holders: [] }
+      }
+      // Taking over an unbacked claim needs it settled; only sharing it otherwise.
+      const replaced = await claims.replace(claim, organizationId, otherOrganization ? inbound ?? null : inbound, now, settled)
+      if (replaced !== undefined) return { status: 'claimed', claim: replaced }
+      await sleep(backoffMs(attempt))
+    }
+    return CONFLICT
+  }
+
+  /**
+   * After a removal, a failed write or a route switched off: drop the claim
+   * when no user holds the number any more, or its inbound route when no user
+   * backs it, provided no writer can be in flight. Best effort: a claim left
+   * stale is repaired by the next operation on the number.
+   */
+  async function settle (phoneNumber: string, startedAt: number): Promise<void> {
+    const [claim, holderDocuments] = await Promise.all([
+      claims.read(phoneNumber),
+      users.find({ [numberField]: phoneNumber }, { projection: { organizationId: 1, [field]: 1 } }).toArray()
+    ])
+    if (claim === null || claim.transfer !== undefined || !claims.isSettled(claim, startedAt)) return
+    const holders = holdersOf(holderDocuments, field, phoneNumber)
+    if (holders.length === 0) {
+      await claims.release(claim)
+      return
+    }
+    const route = claim.inbound
+    if (route != null && !inboundHolders(holders).some((holder) => isAssignment(holder, route.userId, route.provider))) {
+      await claims.clearInbound(claim)
+    }
+  }
+
+  /** Finishes (past the commit point) or undoes (before it) a transfer a crash or a timeout left half done. */
+  async function recoverTransfer (claim: ClaimDocument): Promise<void> {
+    const transfer = claim.transfer
+    if (transfer === undefined) return
+    const key = { provider: transfer.provider, phoneNumber: claim._id }
+    const [userId, shouldRemove] = transfer.committed
+      // Rolled forward: the source's copy goes, as the transfer would have done.
+      ? [transfer.fromUserId, (entry: StoredAssignment) => entry !== undefined]
+      // Rolled back: the target's copy goes, unless someone changed it since.
+      : [transfer.toUserId, (entry: StoredAssignment) => entry.updatedAt instanceof Date && entry.updatedAt.getTime() === transfer.at.getTime()]
+    await queueByUser(userId.toHexString(), async () => {
+      await writeUser(claim.organizationId, userId, await findUser(userId), Number.POSITIVE_INFINITY, (current) => {
+        const entry = findEntry(current, key)
+        const next = entry !== undefined && shouldRemove(entry) ? removeAssignment(current, key) : undefined
+        return { next, outcome: undefined }
+      })
     })
+    await claims.endTransfer(claim._id, transfer)
+  }
+
+  /** Runs `operation` and, when it meets a transfer left half done, recovers it and runs it once more. */
+  async function withRecovery<Result> (operation: () => Promise<Result | { status: 'recover', claim: ClaimDocument }>): Promise<Result | typeof CONFLICT> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const result = await operation()
+      if ((result as { status?: unknown }).status !== 'recover') return result as Result
+      await recoverTransfer((result as { claim: ClaimDocument }).claim)
+    }
+    return CONFLICT
+  }
+
+  async function claimFor (
+    phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, now: Date, startedAt: number, touched: ClaimDocument | undefined
+  ): Promise<ClaimOutcome> {
+    if (touched === undefined) return await claimSlowly(phoneNumber, organizationId, inbound, now, startedAt)
+    // Fast path taken: the claim was ours to touch, so a pending transfer on it is settled too.
+    if (touched.transfer !== undefined) return { status: 'recover', claim: touched }
+    return { status: 'claimed', claim: touched }
+  }
+
+  /** Rules 1 and 2 against the users as read; `undefined` when they allow the assignment. */
+  function ruleViolation (holders: readonly NumberHolder[], organizationId: ObjectId, route: InboundHolder | undefined): OtherOrganization | InboundHeld | undefined {
+    const outside = outsideOrganization(holders, organizationId)
+    if (outside.length > 0) return { status: 'other-organization', holders: outside }
+    if (route === undefined) return undefined
+    const otherRoutes = inboundHolders(holders).filter((holder) => !isAssignment(holder, route.userId, route.provider))
+    return otherRoutes.length > 0 ? { status: 'inbound-held', holders: otherRoutes } : undefined
+  }
+
+  async function assignOnce (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now: Date): Promise<AssignResult | { status: 'recover', claim: ClaimDocument }> {
+    const startedAt = Date.now()
+    const { phoneNumber } = input
+    const route = (input.isInboundEnabled ?? true) ? { userId, provider: input.provider } : undefined
+    // One round trip: the organization, the user with every holder of the number, and the claim.
+    const [organization, documents, touched] = await Promise.all([
+      findOrganization(organizationId),
+      findUsersAndHolders(phoneNumber, [userId]),
+      claims.touch(phoneNumber, organizationId, route, now)
+    ])
+    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal> => {
+      // The touch may have created or moved the claim for nothing.
+      if (touched !== undefined) await settle(phoneNumber, startedAt)
+      return refusal
+    }
+    if (organization === null) return await refuse(ORGANIZATION_NOT_FOUND)
+    const user = pick(documents, userId)
+    const current = readOwnArray(user, organizationId)
+    if (!Array.isArray(current)) return await refuse(current)
+    if (current.length >= maxNumbersPerUser && findEntry(current, input) === undefined) return await refuse(limitReached)
+    const violation = ruleViolation(holdersOf(documents, field, phoneNumber), organizationId, route)
+    if (violation !== undefined) return await refuse(violation)
+
+    const claimed = await claimFor(phoneNumber, organizationId, route, now, startedAt, touched)
+    if (claimed.status !== 'claimed') return claimed
+    await step('assign:claimed')
+
+    const outcome = await writeUser<AssignResult>(organizationId, userId, user, startedAt + leaseMs / 2, (array) => {
+      if (array.length >= maxNumbersPerUser && findEntry(array, input) === undefined) return { next: undefined, outcome: limitReached }
+      const { next, assignment } = upsertAssignment(array, input, now)
+      return { next, outcome: { status: 'assigned', assignment } }
+    })
+    if (outcome.status !== 'assigned') {
+      await settle(phoneNumber, startedAt)
+      return outcome
+    }
+    await step('assign:user-written')
+    const claimedRoute = claimed.claim.inbound
+    if (route === undefined && claimedRoute != null && isSameObjectId(userId, claimedRoute.userId) && claimedRoute.provider === input.provider) {
+      await settle(phoneNumber, startedAt) // the route was switched off: free it for another assignment
+    }
+    return outcome
   }
 
   async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now = new Date()): Promise<AssignResult> {
-    return await rewrite<AssignResult>(organizationId, userId, (current) => {
-      if (current.length >= maxNumbersPerUser && findEntry(current, input) === undefined) return { next: undefined, outcome: limitReached }
-      const { next, assignment } = upsertAssignment(current, input, now)
-      return { next, outcome: { status: 'assigned', assignment } as const }
-    })
+    return await queueByNumber(input.phoneNumber, async () =>
+      await withRecovery(async () => await queueByUser(userId.toHexString(), async () => await assignOnce(organizationId, userId, input, now))))
   }
 
   async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult> {
-    return await rewrite<RemoveResult>(organizationId, userId, (current) => {
-      const next = removeAssignment(current, key)
-      return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
-    })
+    return await queueByNumber(key.phoneNumber, async () => await queueByUser(userId.toHexString(), async () => {
+      const startedAt = Date.now()
+      // Both reads are independent: one round trip of latency.
+      const [organization, user] = await Promise.all([findOrganization(organizationId), findUser(userId)])
+      if (organization === null) return ORGANIZATION_NOT_FOUND
+      const outcome = await writeUser<RemoveResult>(organizationId, userId, user, Number.POSITIVE_INFINITY, (current) => {
+        const next = removeAssignment(current, key)
+        return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
+      })
+      if (outcome.status !== 'removed') return outcome
+      await step('remove:user-written')
+      await settle(key.phoneNumber, startedAt)
+      return outcome
+    }))
+  }
+
+  /** Says which of the transfer's users a missing-user failure is about. */
+  function whose (failure: typeof USER_NOT_FOUND | MalformedField, which: 'from' | 'to'): MalformedField | { status: 'user-not-found', which: 'from' | 'to' } {
+    return failure.status === 'user-not-found' ? { status: 'user-not-found', which } : failure
+  }
+
+  async function transferOnce (organizationId: ObjectId, input: TransferInput, now: Date): Promise<TransferResult | { status: 'recover', claim: ClaimDocument }> {
+    const startedAt = Date.now()
+    const deadline = startedAt + leaseMs / 2
+    const { phoneNumber, provider, fromUserId, toUserId } = input
+    const key = { provider, phoneNumber }
+    const [organization, documents, touched] = await Promise.all([
+      findOrganization(organizationId),
+      findUsersAndHolders(phoneNumber, [fromUserId, toUserId]),
+      claims.touch(phoneNumber, organizationId, undefined, now)
+    ])
+    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal> => {
+      if (touched !== undefined) await settle(phoneNumber, startedAt)
+      return refusal
+    }
+    if (organization === null) return await refuse(ORGANIZATION_NOT_FOUND)
+    const fromUser = pick(documents, fromUserId)
+    const toUser = pick(documents, toUserId)
+    const sourceArray = readOwnArray(fromUser, organizationId)
+    const targetArray = readOwnArray(toUser, organizationId)
+    if (!Array.isArray(sourceArray)) return await refuse(whose(sourceArray, 'from'))
+    if (!Array.isArray(targetArray)) return await refuse(whose(targetArray, 'to'))
+    const source = findEntry(sourceArray, key)
+    if (source === undefined) return await refuse(ASSIGNMENT_NOT_FOUND)
+    if (findEntry(targetArray, key) !== undefined) return await refuse(ALREADY_HELD)
+    const routesInbound = source.isInboundEnabled === true
+    // The moved entry may route inbound only if nothing but the source does.
+    const others = holdersOf(documents, field, phoneNumber).filter((holder) => !isAssignment(holder, fromUserId, provider))
+    const violation = ruleViolation(others, organizationId, routesInbound ? { userId: toUserId, provider } : undefined)
+    if (violation !== undefined) return await refuse(violation)
+
+    const claimed = await claimFor(phoneNumber, organizationId, undefined, now, startedAt, touched)
+    if (claimed.status !== 'claimed') return claimed
+    const transfer = await claims.beginTransfer(claimed.claim, { at: now, provider, fromUserId, toUserId }, routesInbound)
+    if (transfer === undefined) return CONFLICT
+    await step('transfer:begun')
+
+    const moved: AssignmentInput = {
+      provider,
+      phoneNumber,
+      isDefault: input.isDefault ?? source.isDefault,
+      isInboundEnabled: routesInbound,
+      label: input.label ?? (typeof source.label === 'string' ? source.label : undefined)
+    }
+    const written = await queueByUser(toUserId.toHexString(), async () =>
+      await writeUser<TransferResult>(organizationId, toUserId, toUser, deadline, (array) => {
+        if (findEntry(array, key) !== undefined) return { next: undefined, outcome: ALREADY_HELD }
+        if (array.length >= maxNumbersPerUser) return { next: undefined, outcome: limitReached }
+        const { next, assignment } = upsertAssignment(array, moved, now)
+        return { next, outcome: { status: 'transferred', assignment } }
+      }))
+    if (written.status !== 'transferred') {
+      await claims.endTransfer(phoneNumber, transfer) // nothing was written to either user
+      return written.status === 'user-not-found' ? { status: 'user-not-found', which: 'to' } : written
+    }
+    await step('transfer:target-written')
+
+    if (!await claims.commitTransfer(phoneNumber, transfer, routesInbound)) {
+      // Another process found it past the lease and undid it.
+      return CONFLICT
+    }
+    await step('transfer:committed')
+
+    await queueByUser(fromUserId.toHexString(), async () =>
+      await writeUser(organizationId, fromUserId, await findUser(fromUserId), Number.POSITIVE_INFINITY, (array) => ({ next: removeAssignment(array, key), outcome: undefined })))
+    await step('transfer:source-removed')
+    await claims.endTransfer(phoneNumber, transfer)
+    return written
+  }
+
+  async function transfer (organizationId: ObjectId, input: TransferInput, now = new Date()): Promise<TransferResult> {
+    return await queueByNumber(input.phoneNumber, async () => await withRecovery(async () => await transferOnce(organizationId, input, now)))
+  }
+
+  async function findInboundRoute (phoneNumber: string, provider?: Provider): Promise<RouteResult> {
+    const query = provider === undefined ? { [numberField]: phoneNumber } : { [numberField]: phoneNumber, [providerField]: provider }
+    let routes: NumberHolder[] = []
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const documents = await users.find(query, { projection: { organizationId: 1, [field]: 1 } }).toArray()
+      routes = inboundHolders(holdersOf(documents, field, phoneNumber, provider))
+      if (routes.length === 0) return NO_ROUTE
+      if (routes.length === 1) return { status: 'routed', holder: routes[0]! }
+      // Two routes are legitimate only mid-transfer: its claim says which one is live.
+      const claim = await claims.read(phoneNumber)
+      const pending = claim?.transfer
+      const live = claim?.inbound
+      if (pending !== undefined && live != null && routes.length === 2 &&
+        routes.every((holder) => isAssignment(holder, pending.fromUserId, pending.provider) || isAssignment(holder, pending.toUserId, pending.provider))) {
+        const holder = routes.find((candidate) => isAssignment(candidate, live.userId, live.provider))
+        if (holder !== undefined) return { status: 'routed', holder }
+      }
+      // A transfer may have ended between the two reads: read the users once more.
+    }
+    return { status: 'ambiguous', holders: routes }
+  }
+
+  async function findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined> {
+    const route = await findInboundRoute(key.phoneNumber, key.provider)
+    return route.status === 'routed' ? route.holder : undefined
   }
 
   async function list (organizationId: ObjectId, filter: ListFilter = {}): Promise<ListResult> {
     const query: Document = { organizationId }
     if (filter.userId !== undefined) query['_id'] = filter.userId
-    if (filter.provider !== undefined) query[`${field}.provider`] = filter.provider
+    if (filter.provider !== undefined) query[providerField] = filter.provider
 
     const [organization, holders] = await Promise.all([
       findOrganization(organizationId),
@@ -258,21 +618,6 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return { status: 'listed', assignments }
   }
 
-  async function findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined> {
-    // Dotted fields use the index; they may match the provider and the number
-    // in two different entries, so the exact entry is picked here ($elemMatch
-    // on plain fields is not available on FerretDB 1.24).
-    const candidates = await users.find(
-      { [`${field}.provider`]: key.provider, [`${field}.phoneNumber`]: key.phoneNumber },
-      { projection: { organizationId: 1, [field]: 1 } }
-    ).toArray()
-    for (const candidate of candidates) {
-      const assignment = findEntry(readAssignments(candidate[field]), key)
-      if (assignment !== undefined) return { userId: candidate['_id'] as ObjectId, organizationId: candidate['organizationId'], assignment }
-    }
-    return undefined
-  }
-
   // Everything but the (possibly large) numbers array and its revision.
   const callerProjection = { projection: { [field]: 0, [revisionField]: 0 } }
 
@@ -286,10 +631,10 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     await Promise.all([
       // Org-scoped listing and the organizationId part of every write filter.
       users.createIndex({ organizationId: 1 }, { name: 'organizationId_1' }),
-      // Inbound routing: which user holds (provider, phoneNumber).
-      users.createIndex({ [`${field}.provider`]: 1, [`${field}.phoneNumber`]: 1 }, { name: `${field}_provider_phoneNumber` })
+      // Inbound routing and the ownership rules: who holds a number (of a provider).
+      users.createIndex({ [numberField]: 1, [providerField]: 1 }, { name: `${field}_phoneNumber_provider` })
     ])
   }
 
-  return { assign, remove, list, findHolder, findCaller, ensureIndexes }
+  return { assign, remove, transfer, list, findInboundRoute, findHolder, findCaller, ensureIndexes }
 }

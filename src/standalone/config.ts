@@ -78,6 +78,12 @@ export interface ServerConfig {
   bodyLimit: number
   /** Most numbers one user may hold. */
   maxNumbersPerUser: number
+  /** Collection of the number claims. */
+  claimsCollection: string
+  /** How long another process's claim on a number stays its own, ms. */
+  claimLeaseMs: number
+  /** Token roles (`role` claim) that may call the inbound-route lookup. */
+  routeLookupRoles: string[]
   /** Longest accepted token lifetime (exp from now), seconds; undefined: no limit. */
   jwtMaxLifetimeSeconds: number | undefined
   /** Driver: how long an operation waits for a reachable server before failing (503). */
@@ -152,6 +158,14 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     return value
   }
 
+  function roles (variable: string, fallback: string[]): string[] {
+    const raw = optionalText(variable)
+    if (raw === undefined) return fallback
+    const list = raw.split(',').map((role) => role.trim())
+    if (list.some((role) => !/^[\w.:-]{1,64}$/.test(role))) problems.push(`${variable}=${raw} must be a comma-separated list of role names (letters, digits, _ . : -)`)
+    return list
+  }
+
   const mongodbUri = optionalText('MONGODB_URI')
   if (mongodbUri !== undefined) problems.push(...uriProblems(mongodbUri))
   const jwtSecret = optionalText('JWT_SECRET')
@@ -193,6 +207,9 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     verifyRoleInDatabase: flag('VERIFY_ROLE_IN_DATABASE', false),
     bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
     maxNumbersPerUser: integer('MAX_NUMBERS_PER_USER', DEFAULT_OPTIONS.maxNumbersPerUser, 1, 10_000),
+    claimsCollection: name('CLAIMS_COLLECTION', DEFAULT_OPTIONS.claimsCollection),
+    claimLeaseMs: integer('CLAIM_LEASE_MS', DEFAULT_OPTIONS.claimLeaseMs, 1000, 3_600_000),
+    routeLookupRoles: roles('ROUTE_LOOKUP_ROLES', ['SUPERADMIN']),
     jwtMaxLifetimeSeconds: optionalInteger('JWT_MAX_LIFETIME_S', 1, 31_536_000),
     serverSelectionTimeoutMs: integer('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000, 100, 60_000),
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),

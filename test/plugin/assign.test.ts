@@ -72,15 +72,19 @@ t.test('updates an existing key in place, keeps createdAt, never duplicates', as
   t.ok((stored[0]?.['updatedAt'] as Date) > (stored[0]?.['createdAt'] as Date), 'updatedAt moved on')
 })
 
-t.test('the same number under another provider is another assignment', async (t) => {
+t.test('the same number under another provider is another assignment, outbound only while the first routes inbound', async (t) => {
   const { app, fixture, headers, phoneNumbersOf } = await build(t)
   const url = phoneNumbersUrl(fixture.organizationId)
-  for (const provider of ['twilio', 'textgrid']) {
-    const response = await app.inject({ method: 'POST', url, headers, payload: { targetUserId: fixture.userId, provider, phoneNumber: NUMBER } })
-    t.equal(response.statusCode, 200)
-  }
+  const assign = (provider: string, extra: Record<string, unknown> = {}) =>
+    app.inject({ method: 'POST', url, headers, payload: { targetUserId: fixture.userId, provider, phoneNumber: NUMBER, ...extra } })
+  t.equal((await assign('twilio')).statusCode, 200)
+  const secondRoute = await assign('textgrid')
+  t.equal(secondRoute.statusCode, 409, 'a second inbound route for the number is refused')
+  t.equal(secondRoute.json().error, 'Inbound route held by another assignment')
+  t.equal((await phoneNumbersOf(fixture.userId)).length, 1, 'and nothing was written')
+  t.equal((await assign('textgrid', { isInboundEnabled: false })).statusCode, 200)
   const stored = await phoneNumbersOf(fixture.userId) as Array<Record<string, unknown>>
-  t.same(stored.map((entry) => [entry['provider'], entry['isDefault']]), [['twilio', true], ['textgrid', true]], 'one default per provider')
+  t.same(stored.map((entry) => [entry['provider'], entry['isDefault'], entry['isInboundEnabled']]), [['twilio', true, true], ['textgrid', true, false]], 'one default per provider')
 })
 
 t.test('a new default clears the previous default of that provider only', async (t) => {

@@ -46,5 +46,5 @@ t.test('custom collection and field names are used for reads, writes and indexes
   t.equal(result.status, 'assigned')
   const member = await db.collection('members').findOne({ _id: userId })
   t.match(member, { voiceNumbers: [{ provider: 'textgrid', phoneNumber: '+33612345678' }], voiceNumbersRevision: 1 })
-  t.ok((await db.collection('members').indexes()).some((index) => index.name === 'voiceNumbers_provider_phoneNumber'))
+  t.ok((await db.collection('members').indexes()).some((index) => index.name === 'voiceNumbers_phoneNumber_provider'))
 })
