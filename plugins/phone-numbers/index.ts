@@ -24,7 +24,7 @@ export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAut
 export { isSuperAdminRole } from './auth.js'
 export { createPhoneNumberStore, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
 export type {
-  StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, StoreStep, AssignResult, RemoveResult, TransferInput, TransferResult, RouteResult,
+  StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, StoreStep, ClaimRepair, AssignResult, RemoveResult, TransferInput, TransferResult, RouteResult,
   ListResult, ListedAssignment, AssignmentHolder, OtherOrganization, InboundHeld, MalformedField
 } from '../../src/domain/store.js'
 export type { NumberHolder } from '../../src/domain/number-holders.js'

@@ -175,8 +175,21 @@ export interface PhoneNumberStore {
    * on every request.
    */
   findCaller (userId: string): Promise<StoredCaller | undefined>
+  /**
+   * Repairs the claim of one number when that is provably safe (no writer can
+   * be in flight): finishes or undoes a transfer left half done, then drops the
+   * claim or its inbound route when no user backs them. Never changes what a
+   * user holds otherwise.
+   */
+  repairClaim (phoneNumber: string): Promise<ClaimRepair>
   /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
   ensureIndexes (): Promise<void>
+}
+
+/** What `repairClaim` did. */
+export interface ClaimRepair {
+  transfer: 'none' | 'rolled-back' | 'rolled-forward' | 'in-flight'
+  claim: 'none' | 'kept' | 'released' | 'route-cleared' | 'in-flight'
 }
 
 /** A user document as stored, without the numbers; other code may store any shape there. */
@@ -359,21 +372,34 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
    * backs it, provided no writer can be in flight. Best effort: a claim left
    * stale is repaired by the next operation on the number.
    */
-  async function settle (phoneNumber: string, startedAt: number): Promise<void> {
+  async function settle (phoneNumber: string, startedAt: number): Promise<ClaimRepair['claim']> {
     const [claim, holderDocuments] = await Promise.all([
       claims.read(phoneNumber),
       users.find({ [numberField]: phoneNumber }, { projection: { organizationId: 1, [field]: 1 } }).toArray()
     ])
-    if (claim === null || claim.transfer !== undefined || !claims.isSettled(claim, startedAt)) return
+    if (claim === null) return 'none'
+    if (claim.transfer !== undefined || !claims.isSettled(claim, startedAt)) return 'in-flight'
     const holders = holdersOf(holderDocuments, field, phoneNumber)
-    if (holders.length === 0) {
-      await claims.release(claim)
-      return
-    }
+    if (holders.length === 0) return await claims.release(claim) ? 'released' : 'in-flight'
     const route = claim.inbound
     if (route != null && !inboundHolders(holders).some((holder) => isAssignment(holder, route.userId, route.provider))) {
-      await claims.clearInbound(claim)
+      return await claims.clearInbound(claim) ? 'route-cleared' : 'in-flight'
     }
+    return 'kept'
+  }
+
+  async function repairClaim (phoneNumber: string): Promise<ClaimRepair> {
+    return await queueByNumber(phoneNumber, async () => {
+      const startedAt = Date.now()
+      const claim = await claims.read(phoneNumber)
+      let transfer: ClaimRepair['transfer'] = 'none'
+      if (claim?.transfer !== undefined) {
+        if (!claims.isSettled(claim, startedAt)) return { transfer: 'in-flight', claim: 'in-flight' }
+        transfer = claim.transfer.committed ? 'rolled-forward' : 'rolled-back'
+        await recoverTransfer(claim)
+      }
+      return { transfer, claim: await settle(phoneNumber, startedAt) }
+    })
   }
 
   /** Finishes (past the commit point) or undoes (before it) a transfer a crash or a timeout left half done. */
@@ -636,5 +662,5 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     ])
   }
 
-  return { assign, remove, transfer, list, findInboundRoute, findHolder, findCaller, ensureIndexes }
+  return { assign, remove, transfer, list, findInboundRoute, findHolder, findCaller, repairClaim, ensureIndexes }
 }
