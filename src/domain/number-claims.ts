@@ -137,12 +137,12 @@ export function createNumberClaims (claims: Collection<ClaimDocument>, options: 
   }
 
   /** Records the transfer (and the source's route, which lookups follow until the commit) on the claim as read. */
-  async function beginTransfer (claim: ClaimDocument, transfer: Omit<PendingTransfer, 'id' | 'by' | 'committed'>, routesInbound: boolean): Promise<PendingTransfer | undefined> {
+  async function beginTransfer (claim: ClaimDocument, transfer: Omit<PendingTransfer, 'id' | 'by' | 'committed'>, routesInbound: boolean, touchedAt: Date): Promise<PendingTransfer | undefined> {
     const pending: PendingTransfer = { id: randomUUID(), by: instanceId, committed: false, ...transfer }
     const inbound = routesInbound ? { userId: transfer.fromUserId, provider: transfer.provider } : claim.inbound ?? null
     const { matchedCount } = await claims.updateOne(
       { _id: claim._id, rev: claim.rev },
-      { $set: { transfer: pending, inbound, touchedAt: transfer.at }, $inc: { rev: 1 } }
+      { $set: { transfer: pending, inbound, touchedAt }, $inc: { rev: 1 } }
     )
     return matchedCount === 1 ? pending : undefined
   }

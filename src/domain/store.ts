@@ -338,7 +338,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
    * against rules 1 and 2 by the caller) no longer back it and no writer can
    * be in flight; share it when only the toucher differs.
    */
-  async function claimSlowly (phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, now: Date, startedAt: number): Promise<ClaimOutcome> {
+  async function claimSlowly (phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, startedAt: number): Promise<ClaimOutcome> {
+    // Claims carry the time the operation started (not the caller's `now`, which may predate a wait in the queues).
+    const now = new Date(startedAt)
     for (let attempt = 1; attempt <= maxWriteAttempts; attempt++) {
       const claim = await claims.read(phoneNumber)
       if (claim === null) {
@@ -433,9 +435,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   }
 
   async function claimFor (
-    phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, now: Date, startedAt: number, touched: ClaimDocument | undefined
+    phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, startedAt: number, touched: ClaimDocument | undefined
   ): Promise<ClaimOutcome> {
-    if (touched === undefined) return await claimSlowly(phoneNumber, organizationId, inbound, now, startedAt)
+    if (touched === undefined) return await claimSlowly(phoneNumber, organizationId, inbound, startedAt)
     // Fast path taken: the claim was ours to touch, so a pending transfer on it is settled too.
     if (touched.transfer !== undefined) return { status: 'recover', claim: touched }
     return { status: 'claimed', claim: touched }
@@ -458,7 +460,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     const [organization, documents, touched] = await Promise.all([
       findOrganization(organizationId),
       findUsersAndHolders(phoneNumber, [userId]),
-      claims.touch(phoneNumber, organizationId, route, now)
+      claims.touch(phoneNumber, organizationId, route, new Date(startedAt))
     ])
     const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal> => {
       // The touch may have created or moved the claim for nothing.
@@ -473,7 +475,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     const violation = ruleViolation(holdersOf(documents, field, phoneNumber), organizationId, route)
     if (violation !== undefined) return await refuse(violation)
 
-    const claimed = await claimFor(phoneNumber, organizationId, route, now, startedAt, touched)
+    const claimed = await claimFor(phoneNumber, organizationId, route, startedAt, touched)
     if (claimed.status !== 'claimed') return claimed
     await step('assign:claimed')
 
@@ -529,7 +531,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     const [organization, documents, touched] = await Promise.all([
       findOrganization(organizationId),
       findUsersAndHolders(phoneNumber, [fromUserId, toUserId]),
-      claims.touch(phoneNumber, organizationId, undefined, now)
+      claims.touch(phoneNumber, organizationId, undefined, new Date(startedAt))
     ])
     const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal> => {
       if (touched !== undefined) await settle(phoneNumber, startedAt)
@@ -551,9 +553,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     const violation = ruleViolation(others, organizationId, routesInbound ? { userId: toUserId, provider } : undefined)
     if (violation !== undefined) return await refuse(violation)
 
-    const claimed = await claimFor(phoneNumber, organizationId, undefined, now, startedAt, touched)
+    const claimed = await claimFor(phoneNumber, organizationId, undefined, startedAt, touched)
     if (claimed.status !== 'claimed') return claimed
-    const transfer = await claims.beginTransfer(claimed.claim, { at: now, provider, fromUserId, toUserId }, routesInbound)
+    const transfer = await claims.beginTransfer(claimed.claim, { at: now, provider, fromUserId, toUserId }, routesInbound, new Date(startedAt))
     if (transfer === undefined) return CONFLICT
     await step('transfer:begun')
 
@@ -583,8 +585,12 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     }
     await step('transfer:committed')
 
-    await queueByUser(fromUserId.toHexString(), async () =>
-      await writeUser(organizationId, fromUserId, await findUser(fromUserId), Number.POSITIVE_INFINITY, (array) => ({ next: removeAssignment(array, key), outcome: undefined })))
+    // Past the commit point the transfer has happened: if the source's copy
+    // cannot go now (the deadline passed, the user kept changing), the claim
+    // keeps the record and the next operation on the number removes it.
+    const sourceRemoved = await queueByUser(fromUserId.toHexString(), async () =>
+      await writeUser(organizationId, fromUserId, await findUser(fromUserId), deadline, (array) => ({ next: removeAssignment(array, key), outcome: REMOVED })))
+    if (sourceRemoved.status !== 'removed') return written
     await step('transfer:source-removed')
     await claims.endTransfer(phoneNumber, transfer)
     return written
