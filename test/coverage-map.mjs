@@ -9,7 +9,11 @@ const ALL = ['plugins/**/*.ts', 'src/**/*.ts', 'schemas/**/*.ts', 'scripts/**/*.
 const ONLY = {
   'test/standalone/bench-smoke.test.ts': ['bench/**/*.ts'],
   'test/standalone/server.test.ts': ['src/standalone/config.ts'],
-  'test/reliability/standalone-contract.test.ts': null
+  'test/reliability/standalone-contract.test.ts': null,
+  'test/reliability/hardening.test.ts': null,
+  'test/standalone/ownership-rules.test.ts': null,
+  'test/standalone/ownership-transfer.test.ts': null,
+  'test/standalone/ownership-lookup.test.ts': null
 }
 
 export default function coverageMap (testFile) {
