@@ -13,7 +13,8 @@ const ONLY = {
   'test/reliability/hardening.test.ts': null,
   'test/standalone/ownership-rules.test.ts': null,
   'test/standalone/ownership-transfer.test.ts': null,
-  'test/standalone/ownership-lookup.test.ts': null
+  'test/standalone/ownership-lookup.test.ts': null,
+  'test/domain/integrity.test.ts': ['src/domain/**/*.ts']
 }
 
 export default function coverageMap (testFile) {

@@ -382,7 +382,11 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     if (claim === null) return 'none'
     if (claim.transfer !== undefined || !claims.isSettled(claim, startedAt)) return 'in-flight'
     const holders = holdersOf(holderDocuments, field, phoneNumber)
-    if (holders.length === 0) return await claims.release(claim) ? 'released' : 'in-flight'
+    // No holder in the claim's organization (none at all, or only others wrote
+    // it there): the claim stands for nothing; the next writer creates a fresh one.
+    if (outsideOrganization(holders, claim.organizationId).length === holders.length) {
+      return await claims.release(claim) ? 'released' : 'in-flight'
+    }
     const route = claim.inbound
     if (route != null && !inboundHolders(holders).some((holder) => isAssignment(holder, route.userId, route.provider))) {
       return await claims.clearInbound(claim) ? 'route-cleared' : 'in-flight'
