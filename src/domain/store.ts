@@ -231,6 +231,9 @@ function backoffMs (attempt: number): number {
   return Math.random() * Math.min(50, 2 ** attempt)
 }
 
+/** What an operation answers when a half-done transfer stands in its way. */
+type PendingTransferOutcome = { status: 'recover', claim: ClaimDocument } | typeof CONFLICT
+
 /** A claim, or why the operation may not take it. */
 type ClaimOutcome =
   | { status: 'claimed', claim: ClaimDocument }
@@ -428,6 +431,20 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     await claims.endTransfer(claim._id, transfer)
   }
 
+  /**
+   * A transfer left half done on the number's claim (as touched, or read now):
+   * `recover` when it is settled (this process's own, or past the lease),
+   * `conflict` while another process may still be running it.
+   */
+  async function pendingTransfer (touched: ClaimDocument | undefined, phoneNumber: string, startedAt: number): Promise<PendingTransferOutcome | undefined> {
+    return pendingTransferOf(touched ?? await claims.read(phoneNumber), startedAt)
+  }
+
+  function pendingTransferOf (claim: ClaimDocument | null, startedAt: number): PendingTransferOutcome | undefined {
+    if (claim?.transfer === undefined) return undefined
+    return claims.isSettled(claim, startedAt) ? { status: 'recover', claim } : CONFLICT
+  }
+
   /** Runs `operation` and, when it meets a transfer left half done, recovers it and runs it once more. */
   async function withRecovery<Result> (operation: () => Promise<Result | { status: 'recover', claim: ClaimDocument }>): Promise<Result | typeof CONFLICT> {
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -466,7 +483,10 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       findUsersAndHolders(phoneNumber, [userId]),
       claims.touch(phoneNumber, organizationId, route, new Date(startedAt))
     ])
-    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal> => {
+    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => {
+      // A transfer left half done may be what refuses (its second copy): finish or undo it first.
+      const pending = await pendingTransfer(touched, phoneNumber, startedAt)
+      if (pending !== undefined) return pending
       // The touch may have created or moved the claim for nothing.
       if (touched !== undefined) await settle(phoneNumber, startedAt)
       return refusal
@@ -506,20 +526,26 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   }
 
   async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult> {
-    return await queueByNumber(key.phoneNumber, async () => await queueByUser(userId.toHexString(), async () => {
-      const startedAt = Date.now()
-      // Both reads are independent: one round trip of latency.
-      const [organization, user] = await Promise.all([findOrganization(organizationId), findUser(userId)])
-      if (organization === null) return ORGANIZATION_NOT_FOUND
-      const outcome = await writeUser<RemoveResult>(organizationId, userId, user, Number.POSITIVE_INFINITY, (current) => {
-        const next = removeAssignment(current, key)
-        return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
-      })
-      if (outcome.status !== 'removed') return outcome
-      await step('remove:user-written')
-      await settle(key.phoneNumber, startedAt)
-      return outcome
-    }))
+    return await queueByNumber(key.phoneNumber, async () =>
+      await withRecovery(async () => await queueByUser(userId.toHexString(), async () => await removeOnce(organizationId, userId, key))))
+  }
+
+  async function removeOnce (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult | PendingTransferOutcome> {
+    const startedAt = Date.now()
+    // The reads are independent: one round trip of latency.
+    const [organization, user, claim] = await Promise.all([findOrganization(organizationId), findUser(userId), claims.read(key.phoneNumber)])
+    if (organization === null) return ORGANIZATION_NOT_FOUND
+    // Removing either copy of a transfer left half done would pick its outcome: finish or undo it first.
+    const pending = pendingTransferOf(claim, startedAt)
+    if (pending !== undefined) return pending
+    const outcome = await writeUser<RemoveResult>(organizationId, userId, user, Number.POSITIVE_INFINITY, (current) => {
+      const next = removeAssignment(current, key)
+      return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
+    })
+    if (outcome.status !== 'removed') return outcome
+    await step('remove:user-written')
+    await settle(key.phoneNumber, startedAt)
+    return outcome
   }
 
   /** Says which of the transfer's users a missing-user failure is about. */
@@ -537,7 +563,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       findUsersAndHolders(phoneNumber, [fromUserId, toUserId]),
       claims.touch(phoneNumber, organizationId, undefined, new Date(startedAt))
     ])
-    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal> => {
+    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => {
+      const pending = await pendingTransfer(touched, phoneNumber, startedAt)
+      if (pending !== undefined) return pending
       if (touched !== undefined) await settle(phoneNumber, startedAt)
       return refusal
     }
