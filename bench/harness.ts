@@ -16,7 +16,7 @@ import { compileServers, forkServer, type ServerChild } from './child-process.js
 import { REJECTION_KINDS, SCENARIOS, SCENARIO_NAMES, barePrefix, rejectionRequest, scenarioRequests, type ScenarioName, type Tokens } from './scenarios.js'
 import type { CannedResponse, ServerKind } from './servers.js'
 import { checkTargets, roundResult, summarize, type RoundResult, type ScenarioSummary, type TargetCheck } from './summary.js'
-import { createWorkload, resetUsers, seedOrganization, type Workload } from './workload.js'
+import { createWorkload, inboundRoutePath, lookupNumbers, resetUsers, seedOrganization, type Workload } from './workload.js'
 
 export interface BenchOptions {
   /** Force a backend (startMongo); undefined: MONGODB_URI if set, else the first local backend that starts. */
@@ -82,6 +82,24 @@ async function cannedRejections (ours: ServerChild, workload: Workload, tokens: 
   return canned
 }
 
+/**
+ * The plugin and the bare route answer the same lookup with the same status
+ * and bytes (the first, a middle and the last seeded number), or the
+ * comparison would not be of like with like.
+ */
+async function checkLookupProbes (ours: ServerChild, bare: ServerChild, workload: Workload, tokens: Tokens): Promise<void> {
+  const numbers = lookupNumbers(workload)
+  for (const phoneNumber of [numbers[0]!, numbers[Math.floor(numbers.length / 2)]!, numbers[numbers.length - 1]!]) {
+    const path = inboundRoutePath(phoneNumber)
+    const [fromOurs, fromBare] = await Promise.all([ours, bare].map(async (child) => {
+      const response = await fetch(`http://127.0.0.1:${child.port}${path}`, { headers: { authorization: `Bearer ${tokens.superAdmin}` } })
+      return `${response.status} ${await response.text()}`
+    }))
+    if (!fromOurs!.startsWith('200 ')) throw new Error(`the plugin answered the lookup probe ${path} with ${fromOurs!}`)
+    if (fromOurs !== fromBare) throw new Error(`the bare lookup route answers ${path} unlike the plugin: ${fromBare!} vs ${fromOurs!}`)
+  }
+}
+
 export async function runBenchmark (options: BenchOptions): Promise<BenchResult> {
   const log = options.log ?? ((line: string) => { process.stderr.write(`[bench] ${line}\n`) })
   const startedAt = new Date().toISOString()
@@ -114,8 +132,8 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
     }
 
     const servers = new Map<ServerKind, ServerChild>()
-    const start = async (kind: ServerKind, canned?: Record<string, CannedResponse>): Promise<void> => {
-      const child = await forkServer({ kind, mongodbUri, jwtSecret, canned }, { cpuProfileDir: options.cpuProfileDir, runtime })
+    const start = async (kind: ServerKind, canned?: Record<string, CannedResponse>, lookup?: boolean): Promise<void> => {
+      const child = await forkServer({ kind, mongodbUri, jwtSecret, canned, lookup }, { cpuProfileDir: options.cpuProfileDir, runtime })
       children.push(child)
       servers.set(kind, child)
       log(`${kind} server: pid ${child.pid}, port ${child.port}`)
@@ -123,12 +141,16 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
     // ours first: it creates the store's indexes, which every scenario then shares.
     if (kinds.has('ours')) await start('ours')
     await Promise.all([...kinds].filter((kind) => kind !== 'ours' && kind !== 'bare').map((kind) => start(kind)))
-    if (kinds.has('bare')) await start('bare', await cannedRejections(servers.get('ours')!, workload, tokens))
+    if (kinds.has('bare')) {
+      const lookup = selected.includes('bare-lookup')
+      await start('bare', await cannedRejections(servers.get('ours')!, workload, tokens), lookup)
+      if (lookup) await checkLookupProbes(servers.get('ours')!, servers.get('bare')!, workload, tokens)
+    }
 
     const runOnce = async (name: ScenarioName, durationSeconds: number, round: number): Promise<RoundResult> => {
       const scenario = SCENARIOS[name]
       const child = servers.get(scenario.server)!
-      if (scenario.writes) await resetUsers(db, workload)
+      if (scenario.resetData) await resetUsers(db, workload)
       await child.reset()
       const stopSampling = child.sampleRss()
       const result = await autocannon({
@@ -145,8 +167,8 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
 
     if (options.warmupSeconds > 0) {
       for (const name of selected) {
-        if (name.startsWith('bare-') && name !== 'bare-401') continue
-        if (/^ours-40[03]$/.test(name)) continue
+        // One rejection pair warms each server's rejection path.
+        if (/^(ours|bare)-40[03]$/.test(name)) continue
         log(`warm-up ${name} (${options.warmupSeconds} s)`)
         await runOnce(name, options.warmupSeconds, 0)
       }

@@ -1,11 +1,13 @@
 /**
  * The "peer": the assign endpoint as many teams write it, with Express 5 and
- * Mongoose. Same contract and semantics as the plugin: SUPERADMIN bearer
- * token (HS256, exp required), the same body rules, organization check, user
- * of that organization, upsert by (provider, phoneNumber), other defaults of
- * the provider cleared, same answer. The data is loaded as documents,
- * modified in memory and saved; a lost race (Mongoose VersionError) is
- * retried like the store's compare-and-swap.
+ * Mongoose. Same contract as the plugin's assign before the ownership rules:
+ * SUPERADMIN bearer token (HS256, exp required), the same body rules,
+ * organization check, user of that organization, upsert by (provider,
+ * phoneNumber), other defaults of the provider cleared, same answer. The data
+ * is loaded as documents, modified in memory and saved; a lost race (Mongoose
+ * VersionError) is retried like the store's compare-and-swap. It does not
+ * enforce the ownership rules (one organization and one inbound route per
+ * number): no holder query, no claim, so it does less database work than ours.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import express, { type NextFunction, type Request, type Response } from 'express'

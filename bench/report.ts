@@ -24,7 +24,8 @@ export function markdownReport (result: BenchResult): string {
       `${fixed(summary.rssPeakMb, 0)} | ${fixed(summary.commandsPerRequest, 2)} | ${summary.sequentialRoundTrips.typical} (max ${summary.sequentialRoundTrips.max}) | ` +
       `${fixed(summary.ratioToBaseline, 2)} | ${fixed(summary.ratioToPeer, 2)} |`)
   }
-  lines.push('', 'Rejection rows (`ours-4xx`) are compared with the bare route answering the same body (`bare-4xx`) in "ratio to baseline".', '')
+  lines.push('', 'Rejection rows (`ours-4xx`) are compared with the bare route answering the same body (`bare-4xx`), ' +
+    'and the inbound-route lookup (`ours-lookup`) with a bare route doing the same users query (`bare-lookup`), in "ratio to baseline".', '')
   lines.push('| target | met | figures |', '| --- | --- | --- |')
   for (const check of result.targets) lines.push(`| ${check.target} | ${check.met ? 'yes' : '**no**'} | ${check.detail} |`)
   if (result.failures.length > 0) {

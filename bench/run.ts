@@ -1,6 +1,9 @@
 /**
  * npm run bench [-- --rounds 3 --duration 5 --warmup 2 --connections 50 --users 200 --scenarios ours,baseline --out bench/results --cpu-prof dir]
- * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri, MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
+ * Scenarios (bench/scenarios.ts): ours, baseline, peer (assign); ours-401/403/400 and bare-401/403/400
+ * (rejections); ours-lookup and bare-lookup (inbound-route lookup). Default: all.
+ * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri (default: MONGODB_URI if set, else the first local
+ * backend that starts, in the order mongod, ferretdb, java), MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
  * BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_USERS, BENCH_SCENARIOS, BENCH_OUT, BENCH_CPU_PROF,
  * BENCH_CHILD_RUNTIME=tsx (run the servers through tsx instead of compiling them first).
  * Exits 1 when a scenario got an unexpected status code or connection errors.

@@ -4,7 +4,9 @@
  * - ours: the standalone app (src/standalone/app.ts) on Fastify, request logging off, log level warn;
  * - baseline: a bare Fastify route, no auth, no validation, the same store call;
  * - peer: Express 5 + Mongoose (peer.ts);
- * - bare: bare Fastify routes answering the rejections with the plugin's own bodies.
+ * - bare: bare Fastify routes answering the rejections with the plugin's own
+ *   bodies, and (when asked) the inbound-route lookup without the plugin: no
+ *   auth, no validation, the store's one users query and the same answer.
  *
  * Every server counts database commands per request with a CommandTracer.
  * Each child imports only what its own server needs (its RSS is measured).
@@ -41,6 +43,8 @@ export interface ServerSettings {
   jwtSecret: string
   /** bare only: route prefix (e.g. `/401`) → answer. */
   canned?: Record<string, CannedResponse> | undefined
+  /** bare only: serve the inbound-route lookup too (connects to the database). */
+  lookup?: boolean | undefined
 }
 
 export interface RunningServer {
@@ -125,6 +129,11 @@ async function startPeer (settings: ServerSettings, tracer: CommandTracer): Prom
   }
 }
 
+/** An id as the plugin's answer shows it: the hex of an ObjectId. */
+function hex (value: unknown): string {
+  return (value as { toHexString?: () => string } | null)?.toHexString?.() ?? String(value)
+}
+
 async function startBare (settings: ServerSettings, tracer: CommandTracer): Promise<RunningServer> {
   const fastify = tracedFastify(tracer)
   for (const [prefix, canned] of Object.entries(settings.canned ?? {})) {
@@ -132,7 +141,48 @@ async function startBare (settings: ServerSettings, tracer: CommandTracer): Prom
       return await reply.code(canned.status).type('application/json; charset=utf-8').send(canned.body)
     })
   }
-  return { port: await listen(fastify), tracer, close: () => fastify.close() }
+  let closeClient = async (): Promise<void> => {}
+  if (settings.lookup === true) {
+    const { MongoClient } = await import('mongodb')
+    const client = new MongoClient(settings.mongodbUri, { monitorCommands: true })
+    await client.connect()
+    tracer.watch(client)
+    closeClient = () => client.close()
+    const users = client.db().collection('users')
+    // What store.findInboundRoute does for a number without a provider: one
+    // query on the indexed phoneNumbers.phoneNumber, the same projection, then
+    // the entries that route that number inbound.
+    fastify.get<{ Params: { phoneNumber: string } }>('/api/phone-numbers/:phoneNumber/inbound-route', async (request, reply) => {
+      const { phoneNumber } = request.params
+      const holders = await users.find({ 'phoneNumbers.phoneNumber': phoneNumber }, { projection: { organizationId: 1, phoneNumbers: 1 } }).toArray()
+      const routes: Array<{ phoneNumber: string, provider: string, organizationId: string, userId: string, label?: string }> = []
+      for (const user of holders) {
+        const entries: unknown = user['phoneNumbers']
+        if (!Array.isArray(entries)) continue
+        for (const entry of entries as Array<Record<string, unknown> | null>) {
+          if (entry?.['phoneNumber'] !== phoneNumber || entry['isInboundEnabled'] !== true) continue
+          const label = entry['label']
+          routes.push({
+            phoneNumber,
+            provider: String(entry['provider']),
+            organizationId: hex(user['organizationId']),
+            userId: hex(user['_id']),
+            ...(typeof label === 'string' ? { label } : {})
+          })
+        }
+      }
+      if (routes.length === 1) return routes[0]
+      return await reply.code(routes.length === 0 ? 404 : 409).send({ error: routes.length === 0 ? 'No inbound route' : 'Ambiguous inbound route' })
+    })
+  }
+  return {
+    port: await listen(fastify),
+    tracer,
+    close: async () => {
+      await fastify.close()
+      await closeClient()
+    }
+  }
 }
 
 export async function startServer (settings: ServerSettings): Promise<RunningServer> {

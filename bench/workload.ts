@@ -1,13 +1,21 @@
 /**
  * The data and the requests of the benchmark: one organization with N users,
- * each starting with a few numbers, and request bodies that always change
- * something (no upsert collapses into a no-op): half update an existing key
- * (new label, sometimes becoming the default), half add a number no request
- * used before. Consecutive requests go to consecutive users, so the requests
- * in flight at one time touch different users and per-user write queues
- * (and Mongoose version checks) rarely meet.
+ * each starting with a few numbers (every one inbound, each held by one user
+ * only), and request bodies that always change something (no upsert collapses
+ * into a no-op): half update an existing key (new label, sometimes becoming
+ * the default), half add a number no request used before. Consecutive
+ * requests go to consecutive users, so the requests in flight at one time
+ * touch different users and per-user write queues (and Mongoose version
+ * checks) rarely meet.
+ *
+ * The ownership rules hold for every body: a seeded number is only ever
+ * assigned to the user who holds it, with the provider it is held under (its
+ * own inbound route), and every added number is new, so no assign answers 409.
+ * The lookups read the seeded numbers, each routed by exactly one user.
  */
 import { ObjectId, type Db } from 'mongodb'
+import type { ClaimDocument } from '../src/domain/number-claims.js'
+import { DEFAULT_STORE_OPTIONS } from '../src/domain/store.js'
 
 export const PROVIDERS = ['twilio', 'sinch'] as const
 /** Numbers each user holds before every measured run. */
@@ -40,9 +48,11 @@ export function createWorkload (users: number): Workload {
   }
 }
 
+const SEEDED_AT = new Date('2024-01-01T00:00:00.000Z')
+
 function seededUsers (workload: Workload): Array<Record<string, unknown>> {
   const organizationId = new ObjectId(workload.organizationId)
-  const created = new Date('2024-01-01T00:00:00.000Z')
+  const created = SEEDED_AT
   return workload.userIds.map((id, userIndex) => ({
     _id: new ObjectId(id),
     organizationId,
@@ -69,11 +79,46 @@ export async function seedOrganization (db: Db, workload: Workload): Promise<voi
   await db.collection('users').insertOne({ _id: new ObjectId(workload.adminId), organizationId, name: 'Admin', role: 'SUPERADMIN' })
 }
 
-/** Puts every user back to its seeded state, so each measured run starts from the same data. */
+/**
+ * The claims a settled deployment holds for the seeded numbers: this
+ * organization's, routed to the holder, last touched long ago (free for any
+ * store instance to touch, as after a restart).
+ */
+function seededClaims (workload: Workload): ClaimDocument[] {
+  const organizationId = new ObjectId(workload.organizationId)
+  return workload.userIds.flatMap((id, userIndex) => Array.from({ length: SEEDED_NUMBERS_PER_USER }, (_, slot) => ({
+    _id: seededNumber(userIndex, slot),
+    organizationId,
+    inbound: { userId: new ObjectId(id), provider: PROVIDERS[slot % PROVIDERS.length]! },
+    rev: 1,
+    touchedAt: SEEDED_AT,
+    touchedBy: 'bench-seed'
+  })))
+}
+
+/**
+ * Puts every user and the number claims back to the seeded state, so each
+ * measured run starts from the same data. The claims matter: the servers under
+ * test are separate store instances, and a claim another instance touched
+ * within the lease (30 s) sends an assign down the slow path (read the claim,
+ * share it), which would charge one scenario for the one run before it.
+ */
 export async function resetUsers (db: Db, workload: Workload): Promise<void> {
   const users = db.collection('users')
-  await users.deleteMany({ _id: { $in: workload.userIds.map((id) => new ObjectId(id)) } })
-  await users.insertMany(seededUsers(workload))
+  const claims = db.collection<ClaimDocument>(DEFAULT_STORE_OPTIONS.claimsCollection)
+  await Promise.all([
+    users.deleteMany({ _id: { $in: workload.userIds.map((id) => new ObjectId(id)) } }),
+    claims.deleteMany({})
+  ])
+  await Promise.all([
+    users.insertMany(seededUsers(workload)),
+    claims.insertMany(seededClaims(workload))
+  ])
+}
+
+/** The numbers the lookups cycle over: every seeded number, slot by slot (consecutive lookups read different users). */
+export function lookupNumbers (workload: Workload): string[] {
+  return Array.from({ length: SEEDED_NUMBERS_PER_USER }, (_, slot) => workload.userIds.map((_id, userIndex) => seededNumber(userIndex, slot))).flat()
 }
 
 /**
@@ -109,4 +154,9 @@ export function assignBody (workload: Workload, n: number): AssignBody {
 
 export function phoneNumbersPath (organizationId: string, prefix = ''): string {
   return `${prefix}/api/organizations/${organizationId}/phone-numbers`
+}
+
+/** GET path of the inbound-route lookup, the number URL-encoded (`%2B1...`). */
+export function inboundRoutePath (phoneNumber: string): string {
+  return `/api/phone-numbers/${encodeURIComponent(phoneNumber)}/inbound-route`
 }

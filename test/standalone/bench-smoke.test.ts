@@ -2,17 +2,24 @@
  * The benchmark harness end to end, tiny and short, against the test
  * database: every scenario runs once for a second and the result is well
  * formed. No timing is asserted; only that nothing answered unexpectedly.
+ * Before that, the workload itself: its assigns obey the ownership rules
+ * (checked on the request bodies and through the real store), and its
+ * lookups cycle over seeded numbers that each route to one user.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Request as AutocannonRequest } from 'autocannon'
+import { ObjectId, type Document } from 'mongodb'
 import t from 'tap'
 import { runBenchmark } from '../../bench/harness.js'
 import { markdownReport, writeResults } from '../../bench/report.js'
-import { SCENARIO_NAMES } from '../../bench/scenarios.js'
+import { SCENARIOS, SCENARIO_NAMES, scenarioRequests, type Tokens } from '../../bench/scenarios.js'
 import { median, roundFailures, type RoundResult } from '../../bench/summary.js'
 import { emptyStats, sequentialRoundTrips } from '../../bench/tracing.js'
-import { uniqueDatabaseName } from '../helper-database.js'
+import { PROVIDERS, SEEDED_NUMBERS_PER_USER, assignBody, createWorkload, lookupNumbers, resetUsers, seedOrganization } from '../../bench/workload.js'
+import { createPhoneNumberStore, DEFAULT_STORE_OPTIONS } from '../../src/domain/store.js'
+import { createTestDatabase, uniqueDatabaseName } from '../helper-database.js'
 
 t.test('sequential round trips group overlapping commands', async (t) => {
   t.equal(sequentialRoundTrips([]), 0)
@@ -38,6 +45,111 @@ t.test('unexpected answers are reported, never averaged away', async (t) => {
   const failures = roundFailures(round)
   t.equal(failures.length, 4)
   t.match(failures.join('\n'), /3 responses with status 409[\s\S]*answered 1 requests with 500[\s\S]*2 connection errors[\s\S]*no request completed/)
+})
+
+t.test('assign bodies never give a number to a second user or a second route', async (t) => {
+  const users = 7
+  const workload = createWorkload(users)
+  // lookupNumbers lists the seeded numbers slot by slot: index = slot * users + userIndex.
+  const seeded = new Map(lookupNumbers(workload).map((phoneNumber, index) => [phoneNumber, {
+    userId: workload.userIds[index % users]!,
+    provider: PROVIDERS[Math.floor(index / users) % PROVIDERS.length]!
+  }]))
+  t.equal(seeded.size, users * SEEDED_NUMBERS_PER_USER, 'every seeded number is distinct')
+  const added = new Set<string>()
+  const wrong: string[] = []
+  let updates = 0
+  for (let n = 0; n < users * 24; n++) {
+    const body = assignBody(workload, n)
+    const holder = seeded.get(body.phoneNumber)
+    if (holder === undefined) {
+      if (added.has(body.phoneNumber)) wrong.push(`request ${n} adds ${body.phoneNumber} a second time`)
+      added.add(body.phoneNumber)
+    } else if (holder.userId !== body.targetUserId || holder.provider !== body.provider) {
+      wrong.push(`request ${n} assigns ${body.phoneNumber} (${body.provider}) to ${body.targetUserId}, held by ${holder.userId} (${holder.provider})`)
+    } else {
+      updates++
+    }
+  }
+  t.same(wrong, [], 'a seeded number goes only to its holder under its provider; an added number is new')
+  t.equal(updates, users * 12, 'even cycles update the users\' own numbers')
+  t.equal(added.size, users * 12, 'odd cycles add numbers no request used before')
+})
+
+t.test('lookup requests cycle over the seeded numbers, URL-encoded, through GET', async (t) => {
+  const workload = createWorkload(3)
+  const tokens: Tokens = { superAdmin: 'admin-token', agent: 'agent-token' }
+  for (const name of ['ours-lookup', 'bare-lookup'] as const) {
+    const [request] = scenarioRequests(SCENARIOS[name], workload, tokens)
+    t.equal(request?.method, 'GET', `${name} is a GET`)
+    t.equal(request?.headers?.['authorization'], 'Bearer admin-token')
+    const setup = request!.setupRequest as (request: AutocannonRequest, context: object) => AutocannonRequest
+    const paths = Array.from({ length: 13 }, () => setup({ ...request! }, {}).path)
+    const numbers = lookupNumbers(workload)
+    t.same(paths.slice(0, 12), numbers.map((number) => `/api/phone-numbers/%2B${number.slice(1)}/inbound-route`), 'every seeded number once')
+    t.equal(paths[12], paths[0], 'then from the start again')
+  }
+  t.equal(scenarioRequests(SCENARIOS['ours-403'], workload, tokens)[0]?.headers?.['authorization'], 'Bearer agent-token', 'rejections keep their own requests')
+})
+
+t.test('the workload runs through the real store: every assign is accepted, every seeded number routes', async (t) => {
+  const { db } = await createTestDatabase(t)
+  const workload = createWorkload(4)
+  await seedOrganization(db, workload)
+  await resetUsers(db, workload)
+  const organizationId = new ObjectId(workload.organizationId)
+  const bodies = Array.from({ length: 4 * 4 }, (_, n) => assignBody(workload, n))
+  // Two store instances one after the other, like ours and the baseline with a reset between them.
+  for (const instanceId of ['first', 'second']) {
+    const store = createPhoneNumberStore(db, { instanceId, maxNumbersPerUser: 10_000 })
+    await store.ensureIndexes()
+    await resetUsers(db, workload)
+    const results = await Promise.all(bodies.map(async (body) => {
+      const { targetUserId, ...input } = body
+      return (await store.assign(organizationId, new ObjectId(targetUserId), input)).status
+    }))
+    t.same(results, bodies.map(() => 'assigned'), `${instanceId} store: every assign is accepted`)
+  }
+
+  const users = await db.collection('users').find({ _id: { $in: workload.userIds.map((id) => new ObjectId(id)) } }).toArray()
+  const entries: Document[] = users.flatMap((user) => (user['phoneNumbers'] as Document[]).map((entry) => ({ ...entry, userId: String(user['_id']) })))
+  t.equal(entries.length, 4 * SEEDED_NUMBERS_PER_USER + 8, 'the seeded numbers, updated in place, plus 8 added')
+  t.equal(new Set(entries.map((entry) => entry['phoneNumber'])).size, entries.length, 'no number is held twice')
+  for (const body of bodies) {
+    const stored = entries.find((entry) => entry['phoneNumber'] === body.phoneNumber)
+    t.match(stored, { userId: body.targetUserId, provider: body.provider, label: body.label, isInboundEnabled: body.isInboundEnabled }, `${body.phoneNumber} is stored as assigned`)
+  }
+
+  const store = createPhoneNumberStore(db)
+  for (const [index, phoneNumber] of lookupNumbers(workload).entries()) {
+    const route = await store.findInboundRoute(phoneNumber)
+    t.equal(route.status, 'routed', `${phoneNumber} routes`)
+    if (route.status === 'routed') t.equal(route.holder.userId.toHexString(), workload.userIds[index % 4], `${phoneNumber} routes to its seeded holder`)
+  }
+  const claims = await db.collection(DEFAULT_STORE_OPTIONS.claimsCollection).find().toArray()
+  t.equal(claims.length, 4 * SEEDED_NUMBERS_PER_USER + 8, 'one claim per number held')
+})
+
+t.test('resetUsers puts the users and the claims back to the seeded state', async (t) => {
+  const { db } = await createTestDatabase(t)
+  const workload = createWorkload(3)
+  await seedOrganization(db, workload)
+  await resetUsers(db, workload)
+  await db.collection(DEFAULT_STORE_OPTIONS.claimsCollection).insertOne({ _id: '+19000000001' as unknown as ObjectId, organizationId: new ObjectId(), touchedBy: 'other', touchedAt: new Date(), rev: 1, inbound: null })
+  await db.collection('users').updateOne({ _id: new ObjectId(workload.userIds[0]) }, { $push: { phoneNumbers: { provider: 'twilio', phoneNumber: '+19000000001' } } as never })
+  await resetUsers(db, workload)
+
+  const users = await db.collection('users').find({ role: 'AGENT' }).sort({ _id: 1 }).toArray()
+  t.equal(users.length, 3)
+  t.ok(users.every((user) => (user['phoneNumbers'] as unknown[]).length === SEEDED_NUMBERS_PER_USER), 'each user holds its seeded numbers only')
+  const claims = await db.collection(DEFAULT_STORE_OPTIONS.claimsCollection).find().toArray()
+  t.same(claims.map((claim) => claim['_id']).sort(), [...lookupNumbers(workload)].sort(), 'one claim per seeded number, the stray one gone')
+  for (const claim of claims) {
+    const index = lookupNumbers(workload).indexOf(claim['_id'] as unknown as string)
+    t.equal(String((claim['inbound'] as { userId: ObjectId }).userId), workload.userIds[index % 3], `${String(claim['_id'])} routes to its holder`)
+    t.equal(String(claim['organizationId']), workload.organizationId)
+    t.ok((claim['touchedAt'] as Date).getTime() < Date.now() - 60_000, 'touched long ago: any store instance may take it')
+  }
 })
 
 t.test('the harness runs every scenario and writes a well-formed result', async (t) => {
@@ -68,8 +180,21 @@ t.test('the harness runs every scenario and writes a well-formed result', async 
   const ours = result.scenarios.find((summary) => summary.scenario === 'ours')!
   t.ok(ours.commandsPerRequest > 0, 'assign requests issue database commands')
   t.ok(ours.sequentialRoundTrips.typical >= 1, 'and take at least one round trip')
+  t.ok((ours.commandsByName['findAndModify'] ?? 0) > 0, 'the claim touch is counted with the assign')
   t.equal(result.scenarios.find((summary) => summary.scenario === 'ours-401')!.commandsPerRequest, 0, 'rejections issue none')
-  t.ok(result.targets.length >= 6, 'targets are checked')
+  for (const name of ['ours-lookup', 'bare-lookup']) {
+    const lookup = result.scenarios.find((summary) => summary.scenario === name)!
+    t.equal(lookup.non2xx, 0, `${name}: every looked-up number routes`)
+    t.same(lookup.commandsByName, { find: 1 }, `${name}: one users query per request`)
+    t.same(lookup.sequentialRoundTrips, { typical: 1, max: 1 }, `${name}: one round trip`)
+  }
+  t.equal(result.scenarios.find((summary) => summary.scenario === 'ours-lookup')!.ratioToBaseline,
+    result.scenarios.find((summary) => summary.scenario === 'ours-lookup')!.requestsPerSecond / result.scenarios.find((summary) => summary.scenario === 'bare-lookup')!.requestsPerSecond,
+    'the lookup is compared with the bare lookup')
+  const targets = result.targets.map((check) => check.target)
+  t.ok(targets.includes('assign: <= 2 sequential round trips, <= 4 commands'), 'the assign target allows the claim command')
+  t.ok(targets.includes('lookup >= 0.9x bare route') && targets.includes('lookup: 1 sequential round trip, 1 command'), 'the lookup targets are checked')
+  t.ok(result.targets.length >= 8, 'targets are checked')
   t.ok(lines.some((line) => line.startsWith('round 1 ours:')), 'progress is logged')
 
   const written = await writeResults(result, out, 'smoke')
