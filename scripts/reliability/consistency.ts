@@ -36,11 +36,27 @@ export async function withDb<T> (uri: string, use: (db: Db) => Promise<T>): Prom
   }
 }
 
-/** Every user document: valid entries, no duplicate (provider, phoneNumber) anywhere, at most one default per provider. */
-export async function consistencyCheck (uri: string): Promise<{ users: number, assignments: number, problems: string[] }> {
+export interface Consistency {
+  users: number
+  assignments: number
+  /** Rule 1: numbers held by users of two or more organizations. */
+  numbersInTwoOrganizations: number
+  /** Rule 2: numbers with two or more entries routing inbound calls. */
+  numbersWithTwoInboundRoutes: number
+  problems: string[]
+}
+
+/**
+ * Every user document: valid entries, no duplicate (provider, phoneNumber)
+ * anywhere, at most one default per provider; and the ownership rules: each
+ * number in one organization, at most one inbound entry per number.
+ */
+export async function consistencyCheck (uri: string): Promise<Consistency> {
   return await withDb(uri, async (db) => {
     const problems: string[] = []
     const holders = new Map<string, string>()
+    const organizationsByNumber = new Map<string, Set<string>>()
+    const inboundByNumber = new Map<string, string[]>()
     let assignments = 0
     const documents = await db.collection('users').find({}).toArray()
     for (const user of documents) {
@@ -63,11 +79,26 @@ export async function consistencyCheck (uri: string): Promise<{ users: number, a
         const holder = holders.get(key)
         if (holder !== undefined) problems.push(`${key} held twice (${holder}, ${id})`)
         holders.set(key, id)
+        const phoneNumber = String(e['phoneNumber'])
+        organizationsByNumber.set(phoneNumber, (organizationsByNumber.get(phoneNumber) ?? new Set()).add(String(user['organizationId'])))
+        if (e['isInboundEnabled'] === true) inboundByNumber.set(phoneNumber, [...(inboundByNumber.get(phoneNumber) ?? []), `${id} (${String(e['provider'])})`])
         if (e['isDefault'] === true) defaults.set(String(e['provider']), (defaults.get(String(e['provider'])) ?? 0) + 1)
       }
       for (const [provider, count] of defaults) if (count > 1) problems.push(`${id}: ${count} defaults for ${provider}`)
       if (typeof user['phoneNumbersRevision'] !== 'number') problems.push(`${id}: phoneNumbersRevision is ${String(user['phoneNumbersRevision'])}`)
     }
-    return { users: documents.length, assignments, problems }
+    let numbersInTwoOrganizations = 0
+    let numbersWithTwoInboundRoutes = 0
+    for (const [phoneNumber, organizations] of organizationsByNumber) {
+      if (organizations.size < 2) continue
+      numbersInTwoOrganizations++
+      problems.push(`${phoneNumber} is held in ${organizations.size} organizations (${[...organizations].join(', ')})`)
+    }
+    for (const [phoneNumber, routes] of inboundByNumber) {
+      if (routes.length < 2) continue
+      numbersWithTwoInboundRoutes++
+      problems.push(`${phoneNumber} has ${routes.length} inbound routes: ${routes.join(', ')}`)
+    }
+    return { users: documents.length, assignments, numbersInTwoOrganizations, numbersWithTwoInboundRoutes, problems }
   })
 }

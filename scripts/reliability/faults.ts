@@ -125,5 +125,5 @@ finish('faults', {
   timeToFirstHealth200AfterRestartMs: firstHealth200 === undefined ? null : Math.round(firstHealth200.t + firstHealth200.ms - restartedAt),
   fiveXxAfterRecovery: afterFailures,
   serverRestarted: !serverStillSame,
-  consistency: { users: consistency.users, assignments: consistency.assignments, problems: consistency.problems.length }
+  consistency: { users: consistency.users, assignments: consistency.assignments, numbersInTwoOrganizations: consistency.numbersInTwoOrganizations, numbersWithTwoInboundRoutes: consistency.numbersWithTwoInboundRoutes, problems: consistency.problems.length }
 }, problems)

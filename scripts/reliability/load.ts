@@ -6,6 +6,14 @@
  * the worker's own users are checked against the model as they happen; the
  * final database state is compared with the model at the end.
  *
+ * The ownership rules hold inside the model too: a user's numbers are its
+ * own, so no number is in another organization (a 409 "Phone number belongs
+ * to another organization" is an anomaly), and the workload assigns one
+ * number under several providers, so rule 2 (one inbound route per number)
+ * answers 409 "Inbound route held by another assignment" exactly when the
+ * model holds the number inbound under another provider; a 409 without such
+ * a route, or an inbound 200 despite one, is an anomaly. A 409 writes nothing.
+ *
  * A write answered 5xx, or not answered at all, may still have been stored
  * (the database can apply it after the driver gave up, e.g. when it is killed
  * mid-write): its outcome is unknown, so the model keeps both possible states
@@ -30,6 +38,8 @@ export interface Sample {
   /** Set when no HTTP answer came (connection refused, reset, timeout). */
   failure?: string
   errorShape: boolean
+  /** The `error` title of an error answer. */
+  error?: string
 }
 
 export interface LoadOptions {
@@ -68,6 +78,14 @@ function applyAssign (model: Model, provider: Provider, phoneNumber: string, isD
   }
   model.set(`${provider}|${phoneNumber}`, { isDefault, isInboundEnabled, ...(label === undefined ? {} : { label }) })
 }
+
+/** Whether the model routes `phoneNumber` inbound under another provider than `provider` (rule 2 then refuses an inbound assign). */
+function routesElsewhere (model: Model, provider: Provider, phoneNumber: string): boolean {
+  return [...model].some(([key, entry]) => entry.isInboundEnabled && key !== `${provider}|${phoneNumber}` && key.endsWith(`|${phoneNumber}`))
+}
+
+export const OTHER_ORGANIZATION = 'Phone number belongs to another organization'
+export const INBOUND_HELD = 'Inbound route held by another assignment'
 
 function copyOf (model: Model): Model {
   return new Map([...model].map(([key, entry]) => [key, { ...entry }]))
@@ -142,8 +160,23 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           })
           sample.status = answer.status
           sample.errorShape = isErrorBody(answer.body)
+          if (sample.errorShape) sample.error = (answer.body as { error: string }).error
+          const key = `${provider}|${phoneNumber}`
           if (answer.status === 200) {
-            for (const model of candidates) write(model)
+            let next = candidates
+            if (isInboundEnabled) {
+              const allowed = candidates.filter((model) => !routesElsewhere(model, provider, phoneNumber))
+              if (allowed.length === 0) anomalies.push(`inbound assign of ${key} on ${user.id} answered 200 while the model routes ${phoneNumber} under another provider (rule 2)`)
+              else next = allowed
+            }
+            for (const model of next) write(model)
+            models.set(user.id, distinct(next))
+          } else if (answer.status === 409 && sample.error === INBOUND_HELD) {
+            const routed = candidates.filter((model) => routesElsewhere(model, provider, phoneNumber))
+            if (!isInboundEnabled || routed.length === 0) anomalies.push(`assign of ${key} (isInboundEnabled ${String(isInboundEnabled)}) on ${user.id} answered 409 ${INBOUND_HELD} but the model routes ${phoneNumber} nowhere else`)
+            else models.set(user.id, routed)
+          } else if (answer.status === 409 && sample.error === OTHER_ORGANIZATION) {
+            anomalies.push(`assign of ${key} on ${user.id} answered 409 ${OTHER_ORGANIZATION}, but no other organization is given this user's numbers`)
           } else if (answer.status >= 500) {
             widen()
           }
@@ -153,6 +186,7 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           const answer = await call(options.base, 'DELETE', url, { agent: agent ?? false, headers, body: { targetUserId: user.id, provider, phoneNumber } })
           sample.status = answer.status
           sample.errorShape = isErrorBody(answer.body)
+          if (sample.errorShape) sample.error = (answer.body as { error: string }).error
           if (answer.status === 200) {
             const holding = candidates.filter((model) => model.has(key))
             if (holding.length === 0) anomalies.push(`remove of ${key} on ${user.id} answered 200 but the model did not hold it`)
@@ -169,6 +203,7 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           const answer = await call(options.base, 'GET', wholeOrganization ? url : `${url}?targetUserId=${user.id}`, { agent: agent ?? false, headers })
           sample.status = answer.status
           sample.errorShape = isErrorBody(answer.body)
+          if (sample.errorShape) sample.error = (answer.body as { error: string }).error
           if (answer.status === 200 && !wholeOrganization) {
             const listed = modelFromList((answer.body as { phoneNumbers?: unknown }).phoneNumbers)
             const matching = candidates.filter((model) => describe(model) === describe(listed))

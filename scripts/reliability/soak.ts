@@ -64,9 +64,12 @@ state.sampling = false
 await sampler
 
 const byStatus: Record<string, number> = {}
+const conflicts: Record<string, number> = {}
 for (const sample of result.samples) {
   const key = sample.failure ?? String(sample.status)
   byStatus[key] = (byStatus[key] ?? 0) + 1
+  // 409s by title: rule 2 refuses an inbound assign of a number the user already routes under another provider.
+  if (sample.status === 409) conflicts[sample.error ?? '?'] = (conflicts[sample.error ?? '?'] ?? 0) + 1
 }
 const latencies = result.samples.map((sample) => sample.end - sample.start)
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length)
@@ -99,10 +102,10 @@ finish('soak', {
   requestsPerSecond: Math.round(result.samples.length / (warmupS + seconds)),
   successfulWrites: writes,
   byStatus,
-  conflicts409: byStatus['409'] ?? 0,
+  conflicts409: conflicts,
   latencyMs: { p50: Math.round(percentile(latencies, 50)), p99: Math.round(percentile(latencies, 99)), max: Math.round(Math.max(...latencies)) },
   readYourWritesMismatches: result.anomalies.length,
   lostUpdates: differences.length,
-  consistency: { users: consistency.users, assignments: consistency.assignments, problems: consistency.problems.length },
+  consistency: { users: consistency.users, assignments: consistency.assignments, numbersInTwoOrganizations: consistency.numbersInTwoOrganizations, numbersWithTwoInboundRoutes: consistency.numbersWithTwoInboundRoutes, problems: consistency.problems.length },
   rssMiB: { firstWindow: +(firstWindow / 2 ** 20).toFixed(1), lastWindow: +(lastWindow / 2 ** 20).toFixed(1), growthPercent: +(growth * 100).toFixed(2), windowSeconds: windowS }
 }, problems)
