@@ -25,6 +25,7 @@ export const AlreadyHeldError = createError('ORG_PHONE_ALREADY_HELD', 'The targe
 export const NoInboundRouteError = createError('ORG_PHONE_NO_INBOUND_ROUTE', 'No assignment routes inbound calls for %s', 404)
 export const AmbiguousInboundRouteError = createError('ORG_PHONE_AMBIGUOUS_INBOUND_ROUTE', '%s', 409)
 export const RouteLookupForbiddenError = createError('ORG_PHONE_FORBIDDEN', 'This caller may not look up inbound routes', 403, Error, false)
+export const NumberBusyError = createError('ORG_PHONE_NUMBER_BUSY', 'Another server process changed %s within the last %d s; a transfer needs the number to itself, retry after that', 409)
 export const ConcurrentUpdateError = createError('ORG_PHONE_CONCURRENT_UPDATE', "The user's phone numbers kept changing concurrently; nothing was written, retry the request", 409)
 
 /** Short titles for the `error` field, by status code. */

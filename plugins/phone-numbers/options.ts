@@ -34,7 +34,7 @@ export interface OrgPhoneNumbersOptions {
   canLookUpInboundRoutes?: ((claims: CallerClaims) => boolean) | undefined
   /** Collection of the number claims (which organization holds a number, which assignment routes it). Default `phoneNumberClaims`. */
   claimsCollection?: string | undefined
-  /** How long another server process's claim on a number stays its own, in ms (see the README's ownership section). Default 30000. */
+  /** How long another server process's claim on a number stays its own, in ms (see the README's ownership section). Default 10000. */
   claimLeaseMs?: number | undefined
   /** Re-check the caller's role in the users collection on every request (one extra query). Default false. */
   verifyRoleInDatabase?: boolean | undefined

@@ -23,7 +23,7 @@ export interface IntegrityOptions {
   organizationsCollection?: string | undefined
   phoneNumbersField?: string | undefined
   claimsCollection?: string | undefined
-  /** Claims touched more recently than this may belong to a write in flight (reported as `withinLease`). Default 30000. */
+  /** Claims touched more recently than this may belong to a write in flight (reported as `withinLease`). Default 10000. */
   claimLeaseMs?: number | undefined
   /** The store whose `repairClaim` repairs stale claims. Default: one created with the options above. */
   store?: PhoneNumberStore | undefined

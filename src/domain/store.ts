@@ -64,7 +64,7 @@ export interface PhoneNumberStoreOptions {
    * Every write is sent within half of it or given up, so after it a claim the
    * users no longer back (a crashed process, another process's removal) can be
    * taken over. Claims this process touched last are taken over at once.
-   * Default 30000.
+   * Default 10000.
    */
   claimLeaseMs?: number | undefined
   /** Identifies this store to the others sharing the database (claims record it). Default: a random UUID. */
@@ -134,10 +134,14 @@ export type TransferResult =
   | { status: 'assignment-not-found' }
   | { status: 'already-held' }
   | { status: 'conflict' }
+  | NumberBusy
   | { status: 'limit-reached', limit: number }
   | OtherOrganization
   | InboundHeld
   | MalformedField
+
+/** Another server process changed the number within the claim lease; a transfer waits until it has been quiet that long. */
+export interface NumberBusy { status: 'busy', retryAfterMs: number }
 
 export type RouteResult =
   | { status: 'routed', holder: NumberHolder }
@@ -202,7 +206,7 @@ export const DEFAULT_STORE_OPTIONS = {
   claimsCollection: 'phoneNumberClaims',
   maxWriteAttempts: 10,
   maxNumbersPerUser: 100,
-  claimLeaseMs: 30_000
+  claimLeaseMs: 10_000
 } as const
 
 /** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */
@@ -223,6 +227,7 @@ const ASSIGNMENT_NOT_FOUND = { status: 'assignment-not-found' } as const
 const ALREADY_HELD = { status: 'already-held' } as const
 const CONFLICT = { status: 'conflict' } as const
 const REMOVED = { status: 'removed' } as const
+const DONE = { status: 'done' } as const
 const NO_ROUTE = { status: 'no-route' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
 
@@ -341,7 +346,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
    * against rules 1 and 2 by the caller) no longer back it and no writer can
    * be in flight; share it when only the toucher differs.
    */
-  async function claimSlowly (phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, startedAt: number): Promise<ClaimOutcome> {
+  async function claimSlowly (phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, startedAt: number, removal = false): Promise<ClaimOutcome> {
     // Claims carry the time the operation started (not the caller's `now`, which may predate a wait in the queues).
     const now = new Date(startedAt)
     for (let attempt = 1; attempt <= maxWriteAttempts; attempt++) {
@@ -357,6 +362,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
         return CONFLICT // another process is transferring this number right now
       }
       const otherOrganization = !isSameObjectId(organizationId, claim.organizationId)
+      // A removal must still meet a transfer of another process on this claim:
+      // it takes the claim over like any writer, and waits (conflict) while another may be writing.
+      if (removal && otherOrganization && !settled) return CONFLICT
       const otherRoute = inbound !== undefined && claim.inbound != null &&
         !(isSameObjectId(inbound.userId, claim.inbound.userId) && inbound.provider === claim.inbound.provider)
       if ((otherOrganization || otherRoute) && !settled) {
@@ -412,23 +420,26 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   }
 
   /** Finishes (past the commit point) or undoes (before it) a transfer a crash or a timeout left half done. */
-  async function recoverTransfer (claim: ClaimDocument): Promise<void> {
-    const transfer = claim.transfer
-    if (transfer === undefined) return
+  async function recoverTransfer (found: ClaimDocument): Promise<void> {
+    const startedAt = Date.now()
+    // Take the claim first (compare-and-swap on what was read), so two processes never recover one transfer at once.
+    const claim = await claims.replace(found, found.organizationId, undefined, new Date(startedAt), true)
+    const transfer = claim?.transfer
+    if (claim === undefined || transfer === undefined) return
     const key = { provider: transfer.provider, phoneNumber: claim._id }
     const [userId, shouldRemove] = transfer.committed
       // Rolled forward: the source's copy goes, as the transfer would have done.
       ? [transfer.fromUserId, (entry: StoredAssignment) => entry !== undefined]
       // Rolled back: the target's copy goes, unless someone changed it since.
       : [transfer.toUserId, (entry: StoredAssignment) => entry.updatedAt instanceof Date && entry.updatedAt.getTime() === transfer.at.getTime()]
-    await queueByUser(userId.toHexString(), async () => {
-      await writeUser(claim.organizationId, userId, await findUser(userId), Number.POSITIVE_INFINITY, (current) => {
+    const outcome = await queueByUser(userId.toHexString(), async () =>
+      await writeUser(claim.organizationId, userId, await findUser(userId), startedAt + leaseMs / 2, (current) => {
         const entry = findEntry(current, key)
         const next = entry !== undefined && shouldRemove(entry) ? removeAssignment(current, key) : undefined
-        return { next, outcome: undefined }
-      })
-    })
-    await claims.endTransfer(claim._id, transfer)
+        return { next, outcome: DONE }
+      }))
+    // The copy is gone (or its user is, or holds no array any more); a conflict leaves the record for the next try.
+    if (outcome.status !== 'conflict') await claims.endTransfer(claim._id, transfer)
   }
 
   /**
@@ -532,19 +543,30 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
 
   async function removeOnce (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult | PendingTransferOutcome> {
     const startedAt = Date.now()
-    // The reads are independent: one round trip of latency.
-    const [organization, user, claim] = await Promise.all([findOrganization(organizationId), findUser(userId), claims.read(key.phoneNumber)])
-    if (organization === null) return ORGANIZATION_NOT_FOUND
-    // Removing either copy of a transfer left half done would pick its outcome: finish or undo it first.
-    const pending = pendingTransferOf(claim, startedAt)
-    if (pending !== undefined) return pending
-    const outcome = await writeUser<RemoveResult>(organizationId, userId, user, Number.POSITIVE_INFINITY, (current) => {
+    const { phoneNumber } = key
+    // One round trip: the organization, the user, and the claim touched, so
+    // that a transfer in another process sees this removal coming (and this
+    // removal sees a transfer left half done).
+    const [organization, user, touched] = await Promise.all([
+      findOrganization(organizationId),
+      findUser(userId),
+      claims.touch(phoneNumber, organizationId, undefined, new Date(startedAt))
+    ])
+    if (organization === null) {
+      if (touched !== undefined) await settle(phoneNumber, startedAt)
+      return ORGANIZATION_NOT_FOUND
+    }
+    const claimed = touched === undefined
+      ? await claimSlowly(phoneNumber, organizationId, undefined, startedAt, true)
+      : await claimFor(phoneNumber, organizationId, undefined, startedAt, touched)
+    if (claimed.status === 'recover' || claimed.status === 'conflict') return claimed
+    const outcome = await writeUser<RemoveResult>(organizationId, userId, user, startedAt + leaseMs / 2, (current) => {
       const next = removeAssignment(current, key)
       return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
     })
-    if (outcome.status !== 'removed') return outcome
-    await step('remove:user-written')
-    await settle(key.phoneNumber, startedAt)
+    if (outcome.status === 'removed') await step('remove:user-written')
+    // Whatever happened, the claim may stand for nothing now.
+    await settle(phoneNumber, startedAt)
     return outcome
   }
 
@@ -587,6 +609,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
 
     const claimed = await claimFor(phoneNumber, organizationId, undefined, startedAt, touched)
     if (claimed.status !== 'claimed') return claimed
+    // A transfer moves what it read: it needs the number to itself, with no
+    // other process's write on its way (a shared claim says there may be one).
+    if (claimed.claim.touchedBy !== claims.instanceId) return { status: 'busy', retryAfterMs: leaseMs }
     const transfer = await claims.beginTransfer(claimed.claim, { at: now, provider, fromUserId, toUserId }, routesInbound, new Date(startedAt))
     if (transfer === undefined) return CONFLICT
     await step('transfer:begun')

@@ -13,6 +13,7 @@
  */
 import t, { type Test } from 'tap'
 import { MongoClient, ObjectId } from 'mongodb'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createPhoneNumberStore,
   type AssignResult,
@@ -304,6 +305,7 @@ async function run (world: World, store: PhoneNumberStore, operation: Operation)
 }
 
 const ROUNDS = FERRETDB ? 12 : 30
+const CROSS_LEASE_MS = FERRETDB ? 1500 : 300
 const OPERATIONS_PER_ROUND = FERRETDB ? 5 : 8
 
 for (const instances of [1, 2] as const) {
@@ -312,13 +314,16 @@ for (const instances of [1, 2] as const) {
     const next = random(SEED * 7 + instances)
     const stores = instances === 1
       ? [createPhoneNumberStore(db, { maxWriteAttempts: 50 })]
-      : [createPhoneNumberStore(db, { instanceId: 'process-1', maxWriteAttempts: 50 }), createPhoneNumberStore(otherDb, { instanceId: 'process-2', maxWriteAttempts: 50 })]
+      // A transfer needs the number quiet across processes for the lease: a short lease, and a
+      // pause past it before each round, so transfers get their chance (the rest answer busy).
+      : [createPhoneNumberStore(db, { instanceId: 'process-1', maxWriteAttempts: 50, claimLeaseMs: CROSS_LEASE_MS }), createPhoneNumberStore(otherDb, { instanceId: 'process-2', maxWriteAttempts: 50, claimLeaseMs: CROSS_LEASE_MS })]
     const world = await seedWorld(2, 3)
     const model: ModelState = new Map()
     let start = await holdingsOf(world)
     const tally = new Map<string, number>()
 
     for (let round = 1; round <= ROUNDS; round++) {
+      if (instances === 2) await sleep(CROSS_LEASE_MS + 50)
       const operations = pickOperations(world, next, round, OPERATIONS_PER_ROUND, start.map((holding) => holding.user), instances)
       const schedule = operations.map(describe)
       const context = { ...extra, seed: SEED, round, schedule, start }
