@@ -1,6 +1,6 @@
 /**
  * Number ownership across processes: THREE standalone servers on one
- * mongo-java-server database (same JWT secret, the default 30 s claim lease
+ * mongo-java-server database (same JWT secret, the default 10 s claim lease
  * unless OWNERSHIP_LEASE_MS says otherwise), three organizations of ten users.
  *
  * 1. First claims: OWNERSHIP_FRESH_NUMBERS (default 30) numbers nobody holds,
@@ -59,10 +59,10 @@ const organizationCount = envNumber('OWNERSHIP_ORGANIZATIONS', 3)
 const usersPerOrganization = envNumber('OWNERSHIP_USERS', 10)
 const numberCount = envNumber('OWNERSHIP_NUMBERS', 20)
 const serverCount = 3
-// The servers' CLAIM_LEASE_MS; unset: the server's default (30 s), as deployed. A short lease
+// The servers' CLAIM_LEASE_MS; unset: the server's default (10 s), as deployed. A short lease
 // (e.g. 3000) lets numbers change organization within the run, at the price of the timing
 // margin the lease gives a slow write.
-const leaseMs = process.env['OWNERSHIP_LEASE_MS'] === undefined ? undefined : envNumber('OWNERSHIP_LEASE_MS', 30_000)
+const leaseMs = process.env['OWNERSHIP_LEASE_MS'] === undefined ? undefined : envNumber('OWNERSHIP_LEASE_MS', 10_000)
 // Hard bound on the whole script: whatever hangs, it fails (and its children are killed) by then.
 const timeoutS = envNumber('OWNERSHIP_TIMEOUT_S', seconds + 100)
 setTimeout(() => {
@@ -129,7 +129,7 @@ const numbers = Array.from({ length: numberCount }, (_, i) => `+1416555${String(
 const servers: ServerProcess[] = await Promise.all(Array.from({ length: serverCount }, async () =>
   await startServer({ MONGODB_URI: uri, JWT_SECRET, LOG_LEVEL: 'warn', CLAIM_LEASE_MS: leaseMs === undefined ? undefined : String(leaseMs) })))
 log(`ownership: ${serverCount} servers (pids ${servers.map((s) => s.pid).join(', ')}) on mongo-java-server at ${mongo.uri}, ` +
-  `${organizationCount} organizations x ${usersPerOrganization} users, ${numberCount} hot numbers, ${connections} connections, ${seconds} s, claim lease ${leaseMs === undefined ? 'default (30 s)' : `${leaseMs} ms`}`)
+  `${organizationCount} organizations x ${usersPerOrganization} users, ${numberCount} hot numbers, ${connections} connections, ${seconds} s, claim lease ${leaseMs === undefined ? 'default (10 s)' : `${leaseMs} ms`}`)
 
 // --- the load ----------------------------------------------------------------------------
 /** What the driver believes is held, from the answers: only to aim removes and transfers at real entries. */
