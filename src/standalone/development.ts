@@ -14,6 +14,8 @@ const SECRET_FILE = join(process.cwd(), '.cache', 'dev-jwt-secret')
 
 export const DEMO_ORGANIZATION_ID = '5f7b1c2e8a1d4e0012c3b4a0'
 export const DEMO_USER_ID = '5f7b1c2e8a1d4e0012c3b4a6'
+/** A second agent of the demo organization, to transfer a number to. */
+export const DEMO_SECOND_USER_ID = '5f7b1c2e8a1d4e0012c3b4a7'
 export const DEMO_ADMIN_ID = '5f7b1c2e8a1d4e0012c3b4a1'
 
 /** Reads the development secret, creating it (git-ignored, mode 600) on first use. */
@@ -74,7 +76,8 @@ export async function seedDemoData (db: Db, usersCollection: string, organizatio
     { $setOnInsert: { name: 'Demo organization' } },
     { upsert: true }
   )
-  for (const [id, name, role] of [[DEMO_USER_ID, 'Demo agent', 'AGENT'], [DEMO_ADMIN_ID, 'Demo super admin', 'SUPERADMIN']] as const) {
+  const demoUsers = [[DEMO_USER_ID, 'Demo agent', 'AGENT'], [DEMO_SECOND_USER_ID, 'Second demo agent', 'AGENT'], [DEMO_ADMIN_ID, 'Demo super admin', 'SUPERADMIN']] as const
+  for (const [id, name, role] of demoUsers) {
     await db.collection(usersCollection).updateOne(
       { _id: new ObjectId(id) },
       { $setOnInsert: { name, role, organizationId } },

@@ -44,7 +44,7 @@ t.test('app: demo data, health, contract documents and router errors in the cont
   t.match(await users.findOne({ _id: new ObjectId(DEMO_ADMIN_ID) }), { role: 'SUPERADMIN', organizationId: new ObjectId(DEMO_ORGANIZATION_ID) })
 
   await seedDemoData(db, 'users', 'organizations')
-  t.equal(await users.countDocuments(), 2, 'seeding again adds nothing')
+  t.equal(await users.countDocuments(), 3, 'seeding again adds nothing')
   t.match(await users.findOne({ _id: new ObjectId(DEMO_USER_ID) }), { phoneNumbers: [{ phoneNumber: '+14165550102' }] }, 'and overwrites nothing')
 
   const long = await server.inject({ method: 'GET', url: `/api/organizations/${'a'.repeat(101)}/phone-numbers`, headers: { authorization: `Bearer ${token}` } })
