@@ -361,10 +361,16 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
         if (settled) return { status: 'recover', claim }
         return CONFLICT // another process is transferring this number right now
       }
+      // A removal threatens no rule: it only marks the claim as touched (shared
+      // while another process may be writing), so that a transfer meets it.
+      // It never moves the claim: it has not checked who holds the number.
+      if (removal) {
+        const marked = await claims.replace(claim, claim.organizationId, undefined, now, settled)
+        if (marked !== undefined) return { status: 'claimed', claim: marked }
+        await sleep(backoffMs(attempt))
+        continue
+      }
       const otherOrganization = !isSameObjectId(organizationId, claim.organizationId)
-      // A removal must still meet a transfer of another process on this claim:
-      // it takes the claim over like any writer, and waits (conflict) while another may be writing.
-      if (removal && otherOrganization && !settled) return CONFLICT
       const otherRoute = inbound !== undefined && claim.inbound != null &&
         !(isSameObjectId(inbound.userId, claim.inbound.userId) && inbound.provider === claim.inbound.provider)
       if ((otherOrganization || otherRoute) && !settled) {

@@ -146,7 +146,13 @@ function holdersOfResult (world: World, result: AssignResult | TransferResult): 
 }
 
 /** The invariants every settled state keeps: one organization, one inbound entry, the lookup agrees. */
-async function checkInvariants (t: Test, world: World, store: PhoneNumberStore, when: string, extra: object): Promise<Holding[]> {
+/**
+ * `crossInstanceLeaseMs`: with two instances the claim may still name another
+ * organization right after a round (a refused assign's claim that the other
+ * instance's touch kept from settling): harmless, since the rules are checked
+ * against the users, but it must be repaired once the lease has passed.
+ */
+async function checkInvariants (t: Test, world: World, store: PhoneNumberStore, when: string, extra: object, crossInstanceLeaseMs?: number): Promise<Holding[]> {
   const holdings = await holdingsOf(world)
   const organizations = [...new Set(holdings.map((holding) => holding.organization))]
   t.ok(organizations.length <= 1, `${when}: held by at most one organization`, { ...extra, organizations, holdings })
@@ -158,7 +164,15 @@ async function checkInvariants (t: Test, world: World, store: PhoneNumberStore, 
   const claim = await claimOf(world)
   t.equal(claim?.transfer, undefined, `${when}: no transfer record is left on the claim`, extra)
   if (claim !== null && holdings.length > 0) {
-    t.equal(nameOf(world, claim.organizationId), organizations[0] ?? '', `${when}: the claim names the holders' organization`, { ...extra, holdings })
+    let named = nameOf(world, claim.organizationId)
+    if (named !== organizations[0] && crossInstanceLeaseMs !== undefined) {
+      t.comment(`${when}: the claim names ${named}, the holders are in ${organizations[0] ?? ''}: repairing after the lease`)
+      await sleep(crossInstanceLeaseMs + 50)
+      await store.repairClaim(world.phoneNumber)
+      const repaired = await claimOf(world)
+      named = repaired === null ? organizations[0] ?? '' : nameOf(world, repaired.organizationId)
+    }
+    t.equal(named, organizations[0] ?? '', `${when}: the claim names the holders' organization${crossInstanceLeaseMs === undefined ? '' : ' (once repaired after the lease)'}`, { ...extra, holdings })
   }
   return holdings
 }
@@ -355,7 +369,7 @@ for (const instances of [1, 2] as const) {
         if (instances === 1) t.ok(routesSeen.has(route), `round ${round}: a lookup during the round answers a route some state of the round had`, { ...context, route, routesSeen: [...routesSeen] })
       }
 
-      const end = await checkInvariants(t, world, stores[0]!, `round ${round}`, { ...context, statuses })
+      const end = await checkInvariants(t, world, stores[0]!, `round ${round}`, { ...context, statuses }, instances === 2 ? CROSS_LEASE_MS : undefined)
       if (instances === 1) {
         // One store runs the operations in call order: the answers and the final state are the model's.
         t.same(statuses, expected, `round ${round}: every answer is the sequential model's`, context)
