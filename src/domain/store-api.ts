@@ -1,0 +1,188 @@
+/**
+ * The store's public contract: its options and defaults, what each operation
+ * answers, and the interface itself. store.ts implements it; everything here
+ * is re-exported from there.
+ */
+import type { ObjectId } from 'mongodb'
+import type { AssignmentInput, AssignmentKey, Provider, StoredAssignment } from './assignments.js'
+import type { NumberHolder } from './number-holders.js'
+
+export interface PhoneNumberStoreOptions {
+  /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
+  usersCollection?: string | undefined
+  /** Organizations collection, looked up by `_id`. Default `organizations`. */
+  organizationsCollection?: string | undefined
+  /** Field of the user document holding the array. Default `phoneNumbers`. */
+  phoneNumbersField?: string | undefined
+  /** Collection of the number claims (one document per number: its organization and inbound route). Default `phoneNumberClaims`. */
+  claimsCollection?: string | undefined
+  /** Compare-and-swap attempts before giving up with `conflict`. Default 10. */
+  maxWriteAttempts?: number | undefined
+  /**
+   * Most entries one user may hold; assigning a new number beyond it is refused
+   * (`limit-reached`). Keeps a user document far from MongoDB's 16 MB and every
+   * rewrite of the array cheap. A user already above it keeps updating and
+   * removing. Default 100.
+   */
+  maxNumbersPerUser?: number | undefined
+  /**
+   * How long a claim another server process touched stays its own, in ms.
+   * Every write is sent within half of it or given up, so after it a claim the
+   * users no longer back (a crashed process, another process's removal) can be
+   * taken over. Claims this process touched last are taken over at once.
+   * Default 10000.
+   */
+  claimLeaseMs?: number | undefined
+  /** Identifies this store to the others sharing the database (claims record it). Default: a random UUID. */
+  instanceId?: string | undefined
+  /**
+   * Called after each step of a multi-step write; a throw stops the
+   * operation there, as a crash would. For tests of crash recovery.
+   */
+  onStep?: ((step: StoreStep) => void | Promise<void>) | undefined
+}
+
+/** The points between the database writes of an operation (see `onStep`). */
+export type StoreStep =
+  | 'assign:claimed'
+  | 'assign:user-written'
+  | 'remove:user-written'
+  | 'transfer:begun'
+  | 'transfer:target-written'
+  | 'transfer:committed'
+  | 'transfer:source-removed'
+
+export interface ListedAssignment extends StoredAssignment {
+  userId: ObjectId
+}
+
+/** A user's assignment of a number, as read from the user documents. */
+export type AssignmentHolder = NumberHolder
+
+/** The number is held by users of another organization (rule 1); `holders` is empty when another server process is assigning it right now. */
+export interface OtherOrganization { status: 'other-organization', holders: NumberHolder[] }
+/** Another assignment routes the number inbound (rule 2); `holders` is empty when another server process is setting that route right now. */
+export interface InboundHeld { status: 'inbound-held', holders: NumberHolder[] }
+/** The user's assignments field holds something other than an array (other code wrote it): it is never overwritten. */
+export interface MalformedField { status: 'malformed-field', field: string }
+
+export type AssignResult =
+  | { status: 'assigned', assignment: StoredAssignment }
+  | { status: 'organization-not-found' }
+  | { status: 'user-not-found' }
+  | { status: 'conflict' }
+  | { status: 'limit-reached', limit: number }
+  | OtherOrganization
+  | InboundHeld
+  | MalformedField
+
+export type RemoveResult =
+  | { status: 'removed' }
+  | { status: 'organization-not-found' }
+  | { status: 'user-not-found' }
+  | { status: 'assignment-not-found' }
+  | { status: 'conflict' }
+  | MalformedField
+
+export interface TransferInput extends AssignmentKey {
+  fromUserId: ObjectId
+  toUserId: ObjectId
+  /** Default: the source assignment's. */
+  isDefault?: boolean | undefined
+  /** Default: the source assignment's. */
+  label?: string | undefined
+}
+
+export type TransferResult =
+  | { status: 'transferred', assignment: StoredAssignment }
+  | { status: 'organization-not-found' }
+  | { status: 'user-not-found', which: 'from' | 'to' }
+  | { status: 'assignment-not-found' }
+  | { status: 'already-held' }
+  | { status: 'conflict' }
+  | NumberBusy
+  | { status: 'limit-reached', limit: number }
+  | OtherOrganization
+  | InboundHeld
+  | MalformedField
+
+/** Another server process changed the number within the claim lease; a transfer waits until it has been quiet that long. */
+export interface NumberBusy { status: 'busy', retryAfterMs: number }
+
+export type RouteResult =
+  | { status: 'routed', holder: NumberHolder }
+  | { status: 'no-route' }
+  | { status: 'ambiguous', holders: NumberHolder[] }
+
+export type ListResult =
+  | { status: 'listed', assignments: ListedAssignment[] }
+  | { status: 'organization-not-found' }
+
+export interface ListFilter {
+  userId?: ObjectId | undefined
+  provider?: Provider | undefined
+}
+
+export interface PhoneNumberStore {
+  assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now?: Date): Promise<AssignResult>
+  remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult>
+  /** Moves an assignment, inbound route included, between two users of one organization. */
+  transfer (organizationId: ObjectId, input: TransferInput, now?: Date): Promise<TransferResult>
+  list (organizationId: ObjectId, filter?: ListFilter): Promise<ListResult>
+  /**
+   * The assignment that routes the number's inbound calls, read from the user
+   * documents in one query (numbers other code wrote included). Two routes
+   * answer `ambiguous`, never a pick, except mid-transfer, when the claim says
+   * which of the two holds the route.
+   */
+  findInboundRoute (phoneNumber: string, provider?: Provider): Promise<RouteResult>
+  /** @deprecated The inbound route of (provider, phoneNumber) when there is exactly one: use `findInboundRoute`. */
+  findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined>
+  /**
+   * The stored fields of the user whose `_id` is the hex string `userId`
+   * (role, roles, status flags...), without the numbers; `undefined` when no
+   * such user exists or the id is not an ObjectId. Used to re-check a caller
+   * on every request.
+   */
+  findCaller (userId: string): Promise<StoredCaller | undefined>
+  /**
+   * Repairs the claim of one number when that is provably safe (no writer can
+   * be in flight): finishes or undoes a transfer left half done, then drops the
+   * claim or its inbound route when no user backs them. Never changes what a
+   * user holds otherwise.
+   */
+  repairClaim (phoneNumber: string): Promise<ClaimRepair>
+  /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
+  ensureIndexes (): Promise<void>
+}
+
+/** What `repairClaim` did. */
+export interface ClaimRepair {
+  transfer: 'none' | 'rolled-back' | 'rolled-forward' | 'in-flight'
+  claim: 'none' | 'kept' | 'released' | 'route-cleared' | 'in-flight'
+}
+
+/** A user document as stored, without the numbers; other code may store any shape there. */
+export type StoredCaller = Readonly<Record<string, unknown>>
+
+export const DEFAULT_STORE_OPTIONS = {
+  usersCollection: 'users',
+  organizationsCollection: 'organizations',
+  phoneNumbersField: 'phoneNumbers',
+  claimsCollection: 'phoneNumberClaims',
+  maxWriteAttempts: 10,
+  maxNumbersPerUser: 100,
+  claimLeaseMs: 10_000
+} as const
+
+/** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */
+export function isValidName (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && !/[$.\0]/.test(value)
+}
+
+/** User fields the store reads besides the assignments: the assignments field must not be one of them. */
+export const RESERVED_USER_FIELDS: readonly string[] = Object.freeze(['_id', 'organizationId', 'role', 'roles'])
+
+export function isReservedUserField (name: string): boolean {
+  return RESERVED_USER_FIELDS.includes(name)
+}
