@@ -311,6 +311,19 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return claims.isSettled(claim, startedAt) ? { status: 'recover', claim } : CONFLICT
   }
 
+  /**
+   * A refusal after the first round trip. A transfer left half done may be
+   * what refuses (its second copy): it is recovered first and the operation
+   * runs again. Otherwise the touch may have created or moved the claim for
+   * nothing: settle it.
+   */
+  async function refuseAfterTouch<Refusal> (refusal: Refusal, touched: ClaimDocument | undefined, phoneNumber: string, startedAt: number): Promise<Refusal | PendingTransferOutcome> {
+    const pending = await pendingTransfer(touched, phoneNumber, startedAt)
+    if (pending !== undefined) return pending
+    if (touched !== undefined) await settle(phoneNumber, startedAt)
+    return refusal
+  }
+
   /** Runs `operation` and, when it meets a transfer left half done, recovers it and runs it once more. */
   async function withRecovery<Result> (operation: () => Promise<Result | { status: 'recover', claim: ClaimDocument }>): Promise<Result | typeof CONFLICT> {
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -349,14 +362,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       findUsersAndHolders(phoneNumber, [userId]),
       claims.touch(phoneNumber, organizationId, route, new Date(startedAt))
     ])
-    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => {
-      // A transfer left half done may be what refuses (its second copy): finish or undo it first.
-      const pending = await pendingTransfer(touched, phoneNumber, startedAt)
-      if (pending !== undefined) return pending
-      // The touch may have created or moved the claim for nothing.
-      if (touched !== undefined) await settle(phoneNumber, startedAt)
-      return refusal
-    }
+    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => await refuseAfterTouch(refusal, touched, phoneNumber, startedAt)
     if (organization === null) return await refuse(ORGANIZATION_NOT_FOUND)
     const user = pick(documents, userId)
     const current = readOwnArray(user, organizationId)
@@ -440,12 +446,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       findUsersAndHolders(phoneNumber, [fromUserId, toUserId]),
       claims.touch(phoneNumber, organizationId, undefined, new Date(startedAt))
     ])
-    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => {
-      const pending = await pendingTransfer(touched, phoneNumber, startedAt)
-      if (pending !== undefined) return pending
-      if (touched !== undefined) await settle(phoneNumber, startedAt)
-      return refusal
-    }
+    const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => await refuseAfterTouch(refusal, touched, phoneNumber, startedAt)
     if (organization === null) return await refuse(ORGANIZATION_NOT_FOUND)
     const fromUser = pick(documents, fromUserId)
     const toUser = pick(documents, toUserId)
