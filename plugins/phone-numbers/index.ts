@@ -17,6 +17,7 @@ import phoneNumbersAuth, { isSuperAdminRole } from './auth.js'
 import { replyWithContractError } from './error-handler.js'
 import { checkOptions, DEFAULT_OPTIONS, optionError, type OrgPhoneNumbersOptions } from './options.js'
 import phoneNumberRoutes from './routes.js'
+import { createListCursorCodec, cursorKey } from './list-cursor.js'
 import { useStrictJsonBodies } from './validation.js'
 
 export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
@@ -72,7 +73,8 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
         verifyRoleInDatabase: options.verifyRoleInDatabase ?? false,
         store
       })
-      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit })
+      const cursors = createListCursorCodec(cursorKey(options.cursorSecret, 'secret' in options.auth ? options.auth.secret : undefined))
+      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors })
     })
   }, { prefix: options.prefix ?? '' })
 }

@@ -36,6 +36,13 @@ export interface OrgPhoneNumbersOptions {
   claimsCollection?: string | undefined
   /** How long another server process's claim on a number stays its own, in ms (see the README's ownership section). Default 10000. */
   claimLeaseMs?: number | undefined
+  /**
+   * Key that signs the listing's cursors (32+ characters or bytes). Default:
+   * derived from `auth.secret`, so every process of a deployment accepts the
+   * others' cursors; with other auth modes a random key per process (set it
+   * when several processes serve one API).
+   */
+  cursorSecret?: string | Buffer | undefined
   /** Re-check the caller's role in the users collection on every request (one extra query). Default false. */
   verifyRoleInDatabase?: boolean | undefined
   /** Create the indexes the store relies on at startup. Default true. */
@@ -101,6 +108,9 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
     throw optionError(`claimsCollection ${JSON.stringify(claimsCollection)} must differ from the users and organizations collections`)
   }
   checkPositiveInteger('claimLeaseMs', options.claimLeaseMs)
+  if (options.cursorSecret !== undefined && !((typeof options.cursorSecret === 'string' || Buffer.isBuffer(options.cursorSecret)) && options.cursorSecret.length >= 32)) {
+    throw optionError('cursorSecret must be a string or Buffer of at least 32 characters or bytes')
+  }
   checkPositiveInteger('bodyLimit', options.bodyLimit)
   checkPositiveInteger('maxWriteAttempts', options.maxWriteAttempts)
   checkPositiveInteger('maxNumbersPerUser', options.maxNumbersPerUser)

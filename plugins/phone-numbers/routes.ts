@@ -33,11 +33,21 @@ import {
   ValidationError
 } from './errors.js'
 import { ROUTE_LOOKUP } from './auth.js'
+import type { ListCursorCodec } from './list-cursor.js'
 
 export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore
   bodyLimit: number
+  cursors: ListCursorCodec
 }
+
+/** The contract's default `limit`. */
+const DEFAULT_PAGE_SIZE = 100
+/**
+ * Users a page may read beyond its `limit`: with a sparse filter the page
+ * ends short (with a cursor) rather than scan the whole organization.
+ */
+const SCAN_ALLOWANCE_USERS = 1000
 
 function toResponseAssignment (entry: StoredAssignment, userId: string): PhoneNumberAssignment {
   return {
@@ -83,7 +93,7 @@ function failureOf (result: Failure, provider: string, phoneNumber: string): Err
   }
 }
 
-const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit }) => {
+const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors }) => {
   fastify.route({
     ...PostOrganizationsPhoneNumbers,
     bodyLimit,
@@ -167,13 +177,27 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
   fastify.route({
     ...GetOrganizationsPhoneNumbers,
     handler: async (request) => {
-      const { targetUserId, provider } = request.query
-      const result = await store.list(new ObjectId(request.params.organizationId), {
+      const { organizationId } = request.params
+      const { targetUserId, provider, phoneNumberPrefix, label, isInboundEnabled, isDefault, cursor } = request.query
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE
+      const scope = { organizationId, filters: { targetUserId, provider, phoneNumberPrefix, label, isInboundEnabled, isDefault } }
+      const after = cursor === undefined ? undefined : cursors.decode(scope, cursor)
+      if (cursor !== undefined && after === undefined) {
+        throw new ValidationError('querystring/cursor is not a cursor of this listing: it was altered, or was issued for another organization or other filters')
+      }
+      const result = await store.list(new ObjectId(organizationId), {
         userId: targetUserId === undefined ? undefined : new ObjectId(targetUserId),
-        provider
-      })
+        provider,
+        phoneNumberPrefix,
+        label,
+        isInboundEnabled: isInboundEnabled === undefined ? undefined : isInboundEnabled === 'true',
+        isDefault: isDefault === undefined ? undefined : isDefault === 'true'
+      }, { limit, after, maxScannedUsers: limit + SCAN_ALLOWANCE_USERS })
       if (result.status !== 'listed') throw new OrganizationNotFoundError()
-      return { phoneNumbers: result.assignments.map((entry) => toResponseAssignment(entry, entry.userId.toHexString())) }
+      return {
+        phoneNumbers: result.assignments.map((entry) => toResponseAssignment(entry, entry.userId.toHexString())),
+        nextCursor: result.next === undefined ? null : cursors.encode(scope, result.next)
+      }
     }
   })
 }

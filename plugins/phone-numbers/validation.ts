@@ -4,9 +4,10 @@
  *
  * - Only application/json bodies are parsed (anything else: 415), with
  *   prototype and constructor poisoning rejected whatever the host allows.
- * - Validation never coerces types: Fastify's default Ajv turns "true" into
- *   true for bodies too, which the contract forbids. One Ajv per context,
- *   every schema compiled once at startup.
+ * - Bodies are never coerced: Fastify's default Ajv turns "true" into true
+ *   for bodies too, which the contract forbids. Query strings are (all text:
+ *   `limit=10` is the contract's integer). Ajv per context, every schema
+ *   compiled once at startup.
  */
 import { Ajv, type ErrorObject } from 'ajv'
 import type { FastifyInstance } from 'fastify'
@@ -43,6 +44,8 @@ export function useStrictJsonBodies (fastify: FastifyInstance): void {
   })
 
   const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: true })
-  fastify.setValidatorCompiler(({ schema }) => ajv.compile(schema))
+  // A query string holds only text: `limit=10` is read as the number the contract declares.
+  const queryAjv = new Ajv({ coerceTypes: true, useDefaults: false, removeAdditional: false, allErrors: false, strict: true })
+  fastify.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'querystring' ? queryAjv : ajv).compile(schema))
   fastify.setSchemaErrorFormatter((errors, part) => formatValidationErrors(errors as ErrorObject[], part))
 }

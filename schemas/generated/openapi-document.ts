@@ -159,8 +159,14 @@ paths:
         - Organizations
       summary: List the phone-number assignments of an organization (SuperAdmin only)
       description: >-
-        Lists the assignments held by the users of the organization, optionally
-        narrowed to one user and/or one provider.
+        Lists the assignments held by the users of the organization, a page at
+        a time, ordered by user id, then phone number, then provider. Filters
+        combine with AND. Follow \`nextCursor\` (with the same filters) until it
+        is null: an assignment that exists for the whole walk is returned
+        exactly once, even while other requests add and remove numbers. A page
+        reads a bounded number of users, so with a sparse filter a page may
+        hold fewer than \`limit\` assignments (even none) and still carry a
+        cursor.
       operationId: get_organizations_phone_numbers
       x-addition: true
       parameters:
@@ -188,9 +194,63 @@ paths:
               - twilio
               - sinch
               - textgrid
+        - in: query
+          name: phoneNumberPrefix
+          required: false
+          description: Only the numbers that start with this E.164 prefix, e.g. \`+1416\` (URL-encoded \`%2B1416\`).
+          schema:
+            type: string
+            pattern: '^\\+[0-9]{1,15}$'
+        - in: query
+          name: label
+          required: false
+          description: Only the assignments whose label contains this text, ignoring case (matched literally, never as a pattern).
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 64
+        - in: query
+          name: isInboundEnabled
+          required: false
+          description: Only the assignments that route (\`true\`) or do not route (\`false\`) inbound calls.
+          schema:
+            type: string
+            enum:
+              - 'true'
+              - 'false'
+        - in: query
+          name: isDefault
+          required: false
+          description: Only the default (\`true\`) or non-default (\`false\`) numbers.
+          schema:
+            type: string
+            enum:
+              - 'true'
+              - 'false'
+        - in: query
+          name: limit
+          required: false
+          description: Most assignments in the page.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 1000
+            default: 100
+        - in: query
+          name: cursor
+          required: false
+          description: >-
+            The \`nextCursor\` of the previous page, opaque. It is only valid for
+            the same organization and the same filters; anything else, or a
+            cursor that was altered, answers 400.
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 512
+            pattern: '^[A-Za-z0-9_.-]+$'
       responses:
         '200':
-          description: The organization's assignments
+          description: One page of the organization's assignments
           content:
             application/json:
               schema:
@@ -652,8 +712,13 @@ components:
           type: array
           items:
             $ref: '#/components/schemas/PhoneNumberAssignment'
+        nextCursor:
+          type: string
+          nullable: true
+          description: Pass it as \`cursor\` for the next page; null on the last page.
       required:
         - phoneNumbers
+        - nextCursor
       additionalProperties: false
       example:
         phoneNumbers:
@@ -665,6 +730,7 @@ components:
             label: Main Outbound
             createdAt: '2026-01-05T10:00:00.000Z'
             updatedAt: '2026-01-05T10:00:00.000Z'
+        nextCursor: null
     OrgTransferPhoneNumberRequest:
       type: object
       x-addition: true
@@ -989,7 +1055,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           'Organizations'
         ],
         summary: 'List the phone-number assignments of an organization (SuperAdmin only)',
-        description: 'Lists the assignments held by the users of the organization, optionally narrowed to one user and/or one provider.',
+        description: 'Lists the assignments held by the users of the organization, a page at a time, ordered by user id, then phone number, then provider. Filters combine with AND. Follow `nextCursor` (with the same filters) until it is null: an assignment that exists for the whole walk is returned exactly once, even while other requests add and remove numbers. A page reads a bounded number of users, so with a sparse filter a page may hold fewer than `limit` assignments (even none) and still carry a cursor.',
         operationId: 'get_organizations_phone_numbers',
         'x-addition': true,
         parameters: [
@@ -1026,11 +1092,82 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
                 'textgrid'
               ]
             }
+          },
+          {
+            in: 'query',
+            name: 'phoneNumberPrefix',
+            required: false,
+            description: 'Only the numbers that start with this E.164 prefix, e.g. `+1416` (URL-encoded `%2B1416`).',
+            schema: {
+              type: 'string',
+              pattern: '^\\+[0-9]{1,15}$'
+            }
+          },
+          {
+            in: 'query',
+            name: 'label',
+            required: false,
+            description: 'Only the assignments whose label contains this text, ignoring case (matched literally, never as a pattern).',
+            schema: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 64
+            }
+          },
+          {
+            in: 'query',
+            name: 'isInboundEnabled',
+            required: false,
+            description: 'Only the assignments that route (`true`) or do not route (`false`) inbound calls.',
+            schema: {
+              type: 'string',
+              enum: [
+                'true',
+                'false'
+              ]
+            }
+          },
+          {
+            in: 'query',
+            name: 'isDefault',
+            required: false,
+            description: 'Only the default (`true`) or non-default (`false`) numbers.',
+            schema: {
+              type: 'string',
+              enum: [
+                'true',
+                'false'
+              ]
+            }
+          },
+          {
+            in: 'query',
+            name: 'limit',
+            required: false,
+            description: 'Most assignments in the page.',
+            schema: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1000,
+              default: 100
+            }
+          },
+          {
+            in: 'query',
+            name: 'cursor',
+            required: false,
+            description: 'The `nextCursor` of the previous page, opaque. It is only valid for the same organization and the same filters; anything else, or a cursor that was altered, answers 400.',
+            schema: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 512,
+              pattern: '^[A-Za-z0-9_.-]+$'
+            }
           }
         ],
         responses: {
           200: {
-            description: "The organization's assignments",
+            description: "One page of the organization's assignments",
             content: {
               'application/json': {
                 schema: {
@@ -1639,10 +1776,16 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
             items: {
               $ref: '#/components/schemas/PhoneNumberAssignment'
             }
+          },
+          nextCursor: {
+            type: 'string',
+            nullable: true,
+            description: 'Pass it as `cursor` for the next page; null on the last page.'
           }
         },
         required: [
-          'phoneNumbers'
+          'phoneNumbers',
+          'nextCursor'
         ],
         additionalProperties: false,
         example: {
@@ -1657,7 +1800,8 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
               createdAt: '2026-01-05T10:00:00.000Z',
               updatedAt: '2026-01-05T10:00:00.000Z'
             }
-          ]
+          ],
+          nextCursor: null
         }
       },
       OrgTransferPhoneNumberRequest: {

@@ -10,7 +10,7 @@ export interface paths {
         };
         /**
          * List the phone-number assignments of an organization (SuperAdmin only)
-         * @description Lists the assignments held by the users of the organization, optionally narrowed to one user and/or one provider.
+         * @description Lists the assignments held by the users of the organization, a page at a time, ordered by user id, then phone number, then provider. Filters combine with AND. Follow `nextCursor` (with the same filters) until it is null: an assignment that exists for the whole walk is returned exactly once, even while other requests add and remove numbers. A page reads a bounded number of users, so with a sparse filter a page may hold fewer than `limit` assignments (even none) and still carry a cursor.
          */
         get: operations["get_organizations_phone_numbers"];
         put?: never;
@@ -245,11 +245,14 @@ export interface components {
          *           "createdAt": "2026-01-05T10:00:00.000Z",
          *           "updatedAt": "2026-01-05T10:00:00.000Z"
          *         }
-         *       ]
+         *       ],
+         *       "nextCursor": null
          *     }
          */
         OrgPhoneNumberListResponse: {
             phoneNumbers: components["schemas"]["PhoneNumberAssignment"][];
+            /** @description Pass it as `cursor` for the next page; null on the last page. */
+            nextCursor: string | null;
         };
         /**
          * @example {
@@ -393,6 +396,18 @@ export interface operations {
                 targetUserId?: string;
                 /** @description Only the assignments of this provider. */
                 provider?: "twilio" | "sinch" | "textgrid";
+                /** @description Only the numbers that start with this E.164 prefix, e.g. `+1416` (URL-encoded `%2B1416`). */
+                phoneNumberPrefix?: string;
+                /** @description Only the assignments whose label contains this text, ignoring case (matched literally, never as a pattern). */
+                label?: string;
+                /** @description Only the assignments that route (`true`) or do not route (`false`) inbound calls. */
+                isInboundEnabled?: "true" | "false";
+                /** @description Only the default (`true`) or non-default (`false`) numbers. */
+                isDefault?: "true" | "false";
+                /** @description Most assignments in the page. */
+                limit?: number;
+                /** @description The `nextCursor` of the previous page, opaque. It is only valid for the same organization and the same filters; anything else, or a cursor that was altered, answers 400. */
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -403,7 +418,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The organization's assignments */
+            /** @description One page of the organization's assignments */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -71,7 +71,8 @@ export const OrgRemovePhoneNumberRequest = Type.Object({
 export type OrgRemovePhoneNumberRequest = Static<typeof OrgRemovePhoneNumberRequest>
 
 export const OrgPhoneNumberListResponse = Type.Object({
-  phoneNumbers: Type.Array(PhoneNumberAssignment)
+  phoneNumbers: Type.Array(PhoneNumberAssignment),
+  nextCursor: Type.Union([Type.String({ description: 'Pass it as `cursor` for the next page; null on the last page.' }), Type.Null()])
 }, { additionalProperties: false })
 export type OrgPhoneNumberListResponse = Static<typeof OrgPhoneNumberListResponse>
 
@@ -160,7 +161,13 @@ export const GetOrganizationsPhoneNumbers = {
     }),
     querystring: Type.Object({
       targetUserId: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'Only the assignments of this user.' })),
-      provider: Type.Optional(Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'], description: 'Only the assignments of this provider.' }))
+      provider: Type.Optional(Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'], description: 'Only the assignments of this provider.' })),
+      phoneNumberPrefix: Type.Optional(Type.String({ pattern: '^\\+[0-9]{1,15}$', description: 'Only the numbers that start with this E.164 prefix, e.g. `+1416` (URL-encoded `%2B1416`).' })),
+      label: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only the assignments whose label contains this text, ignoring case (matched literally, never as a pattern).' })),
+      isInboundEnabled: Type.Optional(Type.Unsafe<'true' | 'false'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['true', 'false'], description: 'Only the assignments that route (`true`) or do not route (`false`) inbound calls.' })),
+      isDefault: Type.Optional(Type.Unsafe<'true' | 'false'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['true', 'false'], description: 'Only the default (`true`) or non-default (`false`) numbers.' })),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Most assignments in the page.' })),
+      cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$', description: 'The `nextCursor` of the previous page, opaque. It is only valid for the same organization and the same filters; anything else, or a cursor that was altered, answers 400.' }))
     }),
     response: {
       200: OrgPhoneNumberListResponse,

@@ -200,7 +200,7 @@ export async function runLoad (options: LoadOptions): Promise<LoadResult> {
           }
         } else {
           const wholeOrganization = Math.random() < 0.05
-          const answer = await call(options.base, 'GET', wholeOrganization ? url : `${url}?targetUserId=${user.id}`, { agent: agent ?? false, headers })
+          const answer = await call(options.base, 'GET', wholeOrganization ? url : `${url}?targetUserId=${user.id}&limit=1000`, { agent: agent ?? false, headers })
           sample.status = answer.status
           sample.errorShape = isErrorBody(answer.body)
           if (sample.errorShape) sample.error = (answer.body as { error: string }).error

@@ -6,6 +6,7 @@
 import type { ObjectId } from 'mongodb'
 import type { AssignmentInput, AssignmentKey, Provider, StoredAssignment } from './assignments.js'
 import type { NumberHolder } from './number-holders.js'
+import type { ListFilter, ListPosition } from './listing.js'
 
 export interface PhoneNumberStoreOptions {
   /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
@@ -115,12 +116,19 @@ export type RouteResult =
   | { status: 'ambiguous', holders: NumberHolder[] }
 
 export type ListResult =
-  | { status: 'listed', assignments: ListedAssignment[] }
+  /** `next`: where the next page starts; `undefined` on the last page. */
+  | { status: 'listed', assignments: ListedAssignment[], next: ListPosition | undefined }
   | { status: 'organization-not-found' }
 
-export interface ListFilter {
-  userId?: ObjectId | undefined
-  provider?: Provider | undefined
+export type { ListFilter, ListPosition } from './listing.js'
+
+export interface ListPage {
+  /** Most entries to return. Default: all of them (pass a limit for bounded work). */
+  limit?: number | undefined
+  /** Start after this position (a previous page's `next`). */
+  after?: ListPosition | undefined
+  /** Most users to read for one page; a sparse filter may then end it short. Default: no bound. */
+  maxScannedUsers?: number | undefined
 }
 
 export interface PhoneNumberStore {
@@ -128,7 +136,8 @@ export interface PhoneNumberStore {
   remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult>
   /** Moves an assignment, inbound route included, between two users of one organization. */
   transfer (organizationId: ObjectId, input: TransferInput, now?: Date): Promise<TransferResult>
-  list (organizationId: ObjectId, filter?: ListFilter): Promise<ListResult>
+  /** The organization's assignments in the listing order (user `_id`, phone number, provider), a page at a time. */
+  list (organizationId: ObjectId, filter?: ListFilter, page?: ListPage): Promise<ListResult>
   /**
    * The assignment that routes the number's inbound calls, read from the user
    * documents in one query (numbers other code wrote included). Two routes

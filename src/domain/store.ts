@@ -35,7 +35,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createPerKeyQueue } from './per-key-queue.js'
 import {
   findEntry,
-  isListable,
   readAssignments,
   removeAssignment,
   upsertAssignment,
@@ -46,6 +45,7 @@ import {
 } from './assignments.js'
 import { createNumberClaims, type ClaimDocument, type InboundHolder } from './number-claims.js'
 import { holdersOf, inboundHolders, isAssignment, isSameObjectId, outsideOrganization, type NumberHolder } from './number-holders.js'
+import { listableEntries, listQuery, type ListFilter, type ListPosition } from './listing.js'
 
 import {
   DEFAULT_STORE_OPTIONS,
@@ -54,7 +54,7 @@ import {
   type ClaimRepair,
   type InboundHeld,
   type ListedAssignment,
-  type ListFilter,
+  type ListPage,
   type ListResult,
   type MalformedField,
   type OtherOrganization,
@@ -540,27 +540,53 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return route.status === 'routed' ? route.holder : undefined
   }
 
-  async function list (organizationId: ObjectId, filter: ListFilter = {}): Promise<ListResult> {
-    const query: Document = { organizationId }
-    if (filter.userId !== undefined) query['_id'] = filter.userId
-    if (filter.provider !== undefined) query[providerField] = filter.provider
+  function positionOf (assignments: readonly ListedAssignment[]): ListPosition {
+    const last = assignments[assignments.length - 1]!
+    return { userId: last.userId, phoneNumber: last.phoneNumber, provider: last.provider }
+  }
 
-    const [organization, holders] = await Promise.all([
-      findOrganization(organizationId),
-      users.find(query, { projection: { [field]: 1 } }).sort({ _id: 1 }).toArray()
-    ])
-    if (organization === null) return ORGANIZATION_NOT_FOUND
+  /**
+   * One page of the organization's assignments in the listing order (user
+   * `_id`, phone number, provider), after `page.after`. The users are read
+   * with a cursor in batches, so a page costs at most `limit` entries of
+   * memory plus one batch of users, and at most `maxScannedUsers` users of
+   * database work whatever the organization's size: a sparse filter may then
+   * end a page short, with a position to go on from.
+   */
+  async function list (organizationId: ObjectId, filter: ListFilter = {}, page: ListPage = {}): Promise<ListResult> {
+    const limit = page.limit ?? Number.POSITIVE_INFINITY
+    const maxScannedUsers = page.maxScannedUsers ?? Number.POSITIVE_INFINITY
+    const after = page.after
+    const bounded = Number.isFinite(limit)
+    const users$ = users.find(listQuery(organizationId, field, filter, after), {
+      projection: { [field]: 1 },
+      sort: { _id: 1 },
+      // One batch holds the page and its look-ahead (users hold one or more entries each).
+      ...(bounded ? { batchSize: Math.min(1000, limit + 1) } : {})
+    })
+    try {
+      const [organization] = await Promise.all([findOrganization(organizationId), users$.hasNext()])
+      if (organization === null) return ORGANIZATION_NOT_FOUND
 
-    const assignments: ListedAssignment[] = []
-    for (const holder of holders) {
-      for (const entry of readAssignments(holder[field])) {
-        // Entries other code wrote in another shape are not ours to show (or to fail on).
-        if (!isListable(entry)) continue
-        if (filter.provider !== undefined && entry.provider !== filter.provider) continue
-        assignments.push({ ...entry, userId: holder['_id'] as ObjectId })
+      const assignments: ListedAssignment[] = []
+      let scanned = 0
+      for await (const holder of users$) {
+        const userId = holder['_id'] as ObjectId
+        const inside = after !== undefined && after.phoneNumber !== undefined && isSameObjectId(after.userId, userId) ? after : undefined
+        for (const entry of listableEntries(holder[field], filter, inside)) {
+          // One more entry exists: the page ends at the last one returned.
+          if (assignments.length === limit) return { status: 'listed', assignments, next: positionOf(assignments) }
+          assignments.push({ ...entry, userId })
+        }
+        if (++scanned >= maxScannedUsers) {
+          // Bounded work: go on from here next time (this page may be short, the next one empty).
+          return { status: 'listed', assignments, next: assignments.length === limit ? positionOf(assignments) : { userId } }
+        }
       }
+      return { status: 'listed', assignments, next: undefined }
+    } finally {
+      await users$.close()
     }
-    return { status: 'listed', assignments }
   }
 
   // Everything but the (possibly large) numbers array and its revision.
@@ -574,8 +600,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
 
   async function ensureIndexes (): Promise<void> {
     await Promise.all([
-      // Org-scoped listing and the organizationId part of every write filter.
-      users.createIndex({ organizationId: 1 }, { name: 'organizationId_1' }),
+      // Org-scoped listing in its order (pages start at a user _id) and the organizationId part of every write filter.
+      users.createIndex({ organizationId: 1, _id: 1 }, { name: 'organizationId_1__id_1' }),
       // Inbound routing and the ownership rules: who holds a number (of a provider).
       users.createIndex({ [numberField]: 1, [providerField]: 1 }, { name: `${field}_phoneNumber_provider` })
     ])

@@ -177,7 +177,7 @@ t.test('hostile path parameters and query strings: 400 (or a plain 404 for anoth
   for (const query of ignoredQueries) {
     const response = await app.inject({ method: 'GET', url: `${url}?${query}`, headers })
     t.ok([200, 400].includes(response.statusCode), `query ${query}: ${response.statusCode}`)
-    if (response.statusCode === 200) t.same(response.json(), { phoneNumbers: [] }, `query ${query} lists the (empty) organization, unfiltered`)
+    if (response.statusCode === 200) t.same(response.json(), { phoneNumbers: [], nextCursor: null }, `query ${query} lists the (empty) organization, unfiltered`)
     tried++
   }
   t.same(await snapshot(db), before, `nothing written after ${tried} requests`)

@@ -599,7 +599,7 @@ t.test('parallel assigns of distinct numbers to one user: 200 or 409 each, the s
     const defaults = stored.filter((entry) => entry.provider === provider && entry.isDefault).length
     t.ok(defaults <= 1, `${provider}: at most one default (${defaults})`)
   }
-  const listed = await app.inject({ method: 'GET', url: `${phoneNumbersUrl(fixture.organizationId)}?targetUserId=${fixture.userId}`, headers })
+  const listed = await app.inject({ method: 'GET', url: `${phoneNumbersUrl(fixture.organizationId)}?targetUserId=${fixture.userId}&limit=1000`, headers })
   t.same((listed.json().phoneNumbers as Array<{ provider: string, phoneNumber: string }>).map((entry) => `${entry.provider}:${entry.phoneNumber}`).sort(), [...succeeded].sort(), 'the list shows the same numbers')
   t.same((await snapshot(db)).users.filter((user) => String((user as { _id: ObjectId })._id) !== fixture.userId), others, 'no other user changed')
 })
