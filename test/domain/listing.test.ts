@@ -1,0 +1,317 @@
+/**
+ * Pure unit tests of the listing rules (src/domain/listing.ts) and the
+ * listing's cursor codec (plugins/phone-numbers/list-cursor.ts). No database:
+ * these are functions of their arguments only.
+ */
+import t from 'tap'
+import { createHmac } from 'node:crypto'
+import { ObjectId } from 'mongodb'
+import { compareEntries, escapeRegex, listableEntries, listQuery, matchesFilter, type ListFilter } from '../../src/domain/listing.js'
+import type { StoredAssignment } from '../../src/domain/assignments.js'
+import { createListCursorCodec, cursorKey, type CursorScope } from '../../plugins/phone-numbers/list-cursor.js'
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
+function random (seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6D2B79F5) >>> 0
+    let x = state
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const METACHARACTERS = ['\\', '^', '$', '.', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '/', '-']
+const created = new Date('2024-03-01T10:00:00.000Z')
+
+function entry (provider: StoredAssignment['provider'], phoneNumber: string, extra: Partial<StoredAssignment> = {}): StoredAssignment {
+  return { provider, phoneNumber, isDefault: false, isInboundEnabled: true, createdAt: created, updatedAt: created, ...extra }
+}
+
+t.test('escapeRegex: a RegExp built from the escaped text matches exactly the literal text', async (t) => {
+  for (const ch of METACHARACTERS) {
+    const text = `a${ch}b`
+    const exact = new RegExp(`^${escapeRegex(text)}$`)
+    t.ok(exact.test(text), `${JSON.stringify(text)} matches itself`)
+    for (const other of ['ab', 'aXb', `a${ch}${ch}b`, `a${ch}bb`, 'a\nb', `A${ch}B`]) {
+      t.notOk(exact.test(other), `${JSON.stringify(text)} escaped does not match ${JSON.stringify(other)}`)
+    }
+    // Unanchored, as the label filter uses it: found inside a longer text, nowhere else.
+    const inside = new RegExp(escapeRegex(ch))
+    t.ok(inside.test(`left ${ch} right`), `${JSON.stringify(ch)} found in a text containing it`)
+    t.notOk(inside.test('left  right, no metacharacters at all'), `${JSON.stringify(ch)} escaped is not found in a text without it`)
+  }
+
+  const all = METACHARACTERS.join('')
+  t.ok(new RegExp(`^${escapeRegex(all)}$`).test(all), 'all metacharacters together match themselves')
+  t.notOk(new RegExp(escapeRegex('.*'), 'i').test('anything at all'), '".*" escaped does not match any text')
+  t.ok(new RegExp(escapeRegex('.*'), 'i').test('label a.*b'), '".*" escaped matches the literal ".*"')
+  t.notOk(new RegExp(`^${escapeRegex('+1416')}`).test('+11416'), 'the prefix "+1416" escaped is not "one or more 1s then 416"')
+  t.ok(new RegExp(`^${escapeRegex('+1416')}`).test('+14165550100'), 'the prefix "+1416" escaped matches +1416…')
+
+  // Random texts over metacharacters, letters and digits: the anchored escaped
+  // pattern matches a candidate exactly when the candidate is the same text.
+  const next = random(12)
+  const alphabet = [...METACHARACTERS, 'a', 'B', '1', ' ', 'é']
+  const pick = (): string => {
+    const length = 1 + Math.floor(next() * 8)
+    return Array.from({ length }, () => alphabet[Math.floor(next() * alphabet.length)]!).join('')
+  }
+  const texts = Array.from({ length: 300 }, pick)
+  let mismatches = 0
+  for (const text of texts) {
+    let pattern: RegExp
+    try {
+      pattern = new RegExp(`^${escapeRegex(text)}$`)
+    } catch (error) {
+      t.fail(`escaped ${JSON.stringify(text)} is not a valid pattern: ${String(error)}`)
+      continue
+    }
+    for (const candidate of texts) {
+      if (pattern.test(candidate) !== (candidate === text)) mismatches++
+    }
+  }
+  t.equal(mismatches, 0, '300 random texts: each escaped pattern matches only its own text among the 300')
+})
+
+t.test('matchesFilter: each filter on its own and together, on one entry', async (t) => {
+  const twilio = entry('twilio', '+14165550101', { isDefault: true, isInboundEnabled: true, label: 'Main Outbound' })
+  const sinch = entry('sinch', '+19055550102', { isDefault: false, isInboundEnabled: false })
+
+  t.ok(matchesFilter(twilio, {}), 'no filter matches')
+  t.ok(matchesFilter(twilio, { provider: 'twilio' }))
+  t.notOk(matchesFilter(twilio, { provider: 'sinch' }))
+  t.ok(matchesFilter(twilio, { phoneNumberPrefix: '+1416' }))
+  t.ok(matchesFilter(twilio, { phoneNumberPrefix: '+14165550101' }), 'the whole number is a prefix of itself')
+  t.notOk(matchesFilter(twilio, { phoneNumberPrefix: '+1905' }))
+  t.notOk(matchesFilter(twilio, { phoneNumberPrefix: '+141655501011' }), 'a prefix longer than the number')
+  t.notOk(matchesFilter(twilio, { phoneNumberPrefix: '416' }), 'a prefix is a prefix, not a substring')
+  t.ok(matchesFilter(twilio, { isDefault: true }))
+  t.notOk(matchesFilter(twilio, { isDefault: false }))
+  t.ok(matchesFilter(sinch, { isDefault: false }))
+  t.ok(matchesFilter(twilio, { isInboundEnabled: true }))
+  t.notOk(matchesFilter(twilio, { isInboundEnabled: false }))
+  t.ok(matchesFilter(sinch, { isInboundEnabled: false }))
+  t.ok(matchesFilter(twilio, { label: 'MAIN' }), 'label ignores case')
+  t.ok(matchesFilter(twilio, { label: 'n out' }), 'label is a substring')
+  t.notOk(matchesFilter(twilio, { label: 'inbound' }))
+  t.notOk(matchesFilter(sinch, { label: 'a' }), 'an entry without a label never matches a label filter')
+  t.notOk(matchesFilter(entry('twilio', '+1', { label: 'a.b' }), { label: '.*' }), 'label ".*" is literal')
+  t.ok(matchesFilter(entry('twilio', '+1', { label: 'a.*b' }), { label: '.*' }))
+
+  t.ok(matchesFilter(twilio, { provider: 'twilio', phoneNumberPrefix: '+1416', isDefault: true, isInboundEnabled: true, label: 'main' }), 'all filters, all met')
+  t.notOk(matchesFilter(twilio, { provider: 'twilio', phoneNumberPrefix: '+1905' }), 'provider of this entry, prefix of another: no')
+  t.notOk(matchesFilter(sinch, { provider: 'twilio', phoneNumberPrefix: '+1905' }), 'prefix of this entry, provider of another: no')
+  // userId is the query's business, not the entry's: matchesFilter ignores it.
+  t.ok(matchesFilter(twilio, { userId: new ObjectId() }))
+})
+
+t.test('listableEntries: skips other shapes, orders by phone number then provider, starts after a position', async (t) => {
+  const a = entry('twilio', '+14165550100')
+  const b = entry('sinch', '+14165550100')
+  const c = entry('textgrid', '+14165550100')
+  const d = entry('twilio', '+1416555010')
+  const e = entry('sinch', '+19055550100', { label: 'Desk' })
+  const raw: unknown[] = [
+    a, null, 'a string', 42, ['array'], e,
+    { provider: 'twilio' },
+    { provider: 'whatsapp', phoneNumber: '+14160000000', isDefault: true, isInboundEnabled: true, createdAt: created, updatedAt: created },
+    { provider: 'twilio', phoneNumber: '+14160000001', isDefault: 'yes', isInboundEnabled: true, createdAt: created, updatedAt: created },
+    { provider: 'twilio', phoneNumber: '+14160000002', isDefault: true, isInboundEnabled: true, label: 7, createdAt: created, updatedAt: created },
+    { provider: 'twilio', phoneNumber: '+14160000003', isDefault: true, isInboundEnabled: true, label: null, createdAt: created, updatedAt: created },
+    { provider: 'twilio', phoneNumber: '+14160000004', isDefault: true, isInboundEnabled: true, createdAt: '2024-01-01', updatedAt: created },
+    { provider: 'twilio', phoneNumber: '+14160000005', isDefault: true, isInboundEnabled: true, createdAt: new Date(Number.NaN), updatedAt: created },
+    { provider: 'twilio', phoneNumber: '+14160000006', isDefault: true, isInboundEnabled: true },
+    { provider: 'twilio', phoneNumber: 14160000007, isDefault: true, isInboundEnabled: true, createdAt: created, updatedAt: created },
+    c, b, d
+  ]
+  const ordered = [d, b, c, a, e]
+  t.same(listableEntries(raw, {}, undefined), ordered, 'other shapes skipped; "+1416555010" before "+14165550100"; sinch < textgrid < twilio')
+  t.same(listableEntries(raw, { provider: 'twilio' }, undefined), [d, a], 'filtered per entry')
+  t.same(listableEntries(raw, { label: 'desk' }, undefined), [e])
+  t.same(listableEntries('not an array', {}, undefined), [])
+  t.same(listableEntries(null, {}, undefined), [])
+  t.same(listableEntries(undefined, {}, undefined), [])
+  t.same(listableEntries({ 0: a }, {}, undefined), [], 'an object is not a list')
+  t.equal(raw.length, 18, 'the input is left as it was')
+  t.equal(raw[1], null)
+
+  const userId = new ObjectId()
+  for (let i = 0; i < ordered.length; i++) {
+    const at = ordered[i]!
+    t.same(listableEntries(raw, {}, { userId, phoneNumber: at.phoneNumber, provider: at.provider }), ordered.slice(i + 1), `after ${at.provider} ${at.phoneNumber}: the entries after it`)
+  }
+  // A position whose entry is gone (removed between pages): the entries after where it was.
+  t.same(listableEntries(raw.filter((item) => item !== c), {}, { userId, phoneNumber: c.phoneNumber, provider: c.provider }), [a, e], 'after the removed textgrid entry: twilio of the same number, then the next number')
+  t.same(listableEntries(raw, {}, { userId, phoneNumber: '+1416555010', provider: 'sinch' }), [d, b, c, a, e], 'before the first entry')
+  t.same(listableEntries(raw, {}, { userId, phoneNumber: '+19999999999', provider: 'twilio' }), [], 'after the last entry')
+  t.same(listableEntries(raw, {}, { userId }), ordered, 'a position after a whole user (no phone number) does not cut inside the list')
+  t.same(listableEntries(raw, { provider: 'twilio' }, { userId, phoneNumber: '+1416555010', provider: 'twilio' }), [a], 'filters and position together')
+})
+
+t.test('compareEntries: phone number first, then provider, by string comparison', async (t) => {
+  t.ok(compareEntries(entry('twilio', '+1416'), entry('sinch', '+14160')) < 0, 'a shorter number that is a prefix comes first, whatever the provider')
+  t.ok(compareEntries(entry('sinch', '+2'), entry('twilio', '+10')) > 0, 'string order, not numeric order')
+  t.ok(compareEntries(entry('sinch', '+1'), entry('textgrid', '+1')) < 0)
+  t.ok(compareEntries(entry('textgrid', '+1'), entry('twilio', '+1')) < 0)
+  t.equal(compareEntries(entry('twilio', '+1', { label: 'x' }), entry('twilio', '+1', { isDefault: true })), 0, 'only the key counts')
+})
+
+t.test('listQuery: organization, position and dotted prefilters, with the text escaped', async (t) => {
+  const organizationId = new ObjectId()
+  const userId = new ObjectId()
+  t.same(listQuery(organizationId, 'phoneNumbers', {}, undefined), { organizationId }, 'no filter, no position: the organization only')
+  t.same(listQuery(organizationId, 'phoneNumbers', {}, { userId }), { $and: [{ organizationId }, { _id: { $gt: userId } }] }, 'after a whole user: strictly greater ids')
+  t.same(listQuery(organizationId, 'phoneNumbers', {}, { userId, phoneNumber: '+1', provider: 'twilio' }), { $and: [{ organizationId }, { _id: { $gte: userId } }] }, 'inside a user: that user again')
+  const query = listQuery(organizationId, 'numbers', {
+    userId, provider: 'sinch', phoneNumberPrefix: '+1416', label: 'a.*(b', isInboundEnabled: false, isDefault: true
+  } satisfies ListFilter, undefined)
+  t.same(query, {
+    $and: [
+      { organizationId },
+      { _id: userId },
+      { 'numbers.provider': 'sinch' },
+      { 'numbers.phoneNumber': { $regex: '^\\+1416' } },
+      { 'numbers.isInboundEnabled': false },
+      { 'numbers.isDefault': true },
+      { 'numbers.label': { $regex: 'a\\.\\*\\(b', $options: 'i' } }
+    ]
+  }, 'every filter on the configured field, label and prefix escaped')
+})
+
+t.test('cursor codec: round trip, scope binding, and refusal of altered cursors', async (t) => {
+  const key = cursorKey(undefined, 'a-token-secret-that-is-at-least-32-characters')
+  const codec = createListCursorCodec(key)
+  const organizationId = new ObjectId().toHexString()
+  const scope: CursorScope = { organizationId, filters: { targetUserId: undefined, provider: 'twilio', phoneNumberPrefix: undefined, label: 'Main', isInboundEnabled: 'true', isDefault: undefined } }
+  const userId = new ObjectId()
+  const full = { userId, phoneNumber: '+14165550101', provider: 'sinch' as const }
+
+  const cursor = codec.encode(scope, full)
+  t.match(cursor, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'two base64url parts joined by a dot')
+  t.ok(cursor.length <= 512, 'within the contract\'s maxLength')
+  t.same(codec.decode(scope, cursor), full, 'round trip of a position inside a user')
+  t.same(codec.decode(scope, codec.encode(scope, { userId })), { userId }, 'round trip of a position after a whole user')
+  t.same(codec.decode({ organizationId: organizationId.toUpperCase(), filters: { ...scope.filters, label: 'mAIN' } }, cursor), full, 'organization id and label compared ignoring case, as documented')
+  t.same(codec.decode({ organizationId, filters: { isDefault: undefined, isInboundEnabled: 'true', label: 'Main', phoneNumberPrefix: undefined, provider: 'twilio', targetUserId: undefined } }, cursor), full, 'the order of the filter names does not matter')
+
+  // Other scopes.
+  t.equal(codec.decode({ ...scope, organizationId: new ObjectId().toHexString() }, cursor), undefined, 'another organization')
+  t.equal(codec.decode({ organizationId, filters: { ...scope.filters, provider: 'sinch' } }, cursor), undefined, 'another provider')
+  t.equal(codec.decode({ organizationId, filters: { ...scope.filters, provider: undefined } }, cursor), undefined, 'a filter dropped')
+  t.equal(codec.decode({ organizationId, filters: { ...scope.filters, isDefault: 'false' } }, cursor), undefined, 'a filter added')
+  t.equal(codec.decode({ organizationId, filters: { ...scope.filters, label: 'Mai' } }, cursor), undefined, 'another label')
+  t.equal(codec.decode({ organizationId, filters: { ...scope.filters, isInboundEnabled: 'false' } }, cursor), undefined, 'another flag value')
+  t.equal(codec.decode({ organizationId, filters: { ...scope.filters, targetUserId: userId.toHexString() } }, cursor), undefined, 'a user filter added')
+  t.equal(createListCursorCodec(cursorKey(undefined, 'another-token-secret-that-is-32-characters-long')).decode(scope, cursor), undefined, 'another key')
+
+  // Every bit of the decoded payload and signature flipped, re-encoded.
+  const [payload, signature] = cursor.split('.') as [string, string]
+  const payloadBytes = Buffer.from(payload, 'base64url')
+  const macBytes = Buffer.from(signature, 'base64url')
+  t.equal(macBytes.length, 16, 'a 16-byte MAC')
+  let accepted = 0
+  for (let i = 0; i < payloadBytes.length * 8; i++) {
+    const flipped = Buffer.from(payloadBytes)
+    flipped[i >> 3]! ^= 1 << (i & 7)
+    if (codec.decode(scope, `${flipped.toString('base64url')}.${signature}`) !== undefined) accepted++
+  }
+  for (let i = 0; i < macBytes.length * 8; i++) {
+    const flipped = Buffer.from(macBytes)
+    flipped[i >> 3]! ^= 1 << (i & 7)
+    if (codec.decode(scope, `${payload}.${flipped.toString('base64url')}`) !== undefined) accepted++
+  }
+  t.equal(accepted, 0, `none of the ${(payloadBytes.length + macBytes.length) * 8} single-bit flips of payload or MAC is accepted`)
+
+  // Every single-character change of the cursor text: "an altered cursor answers 400".
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const acceptedChanges: string[] = []
+  for (let i = 0; i < cursor.length; i++) {
+    if (cursor[i] === '.') continue
+    for (const bit of [1, 2, 4, 8, 16, 32]) {
+      const replacement = B64[B64.indexOf(cursor[i]!) ^ bit]!
+      const altered = cursor.slice(0, i) + replacement + cursor.slice(i + 1)
+      if (codec.decode(scope, altered) !== undefined) acceptedChanges.push(`position ${i} (${i > payload.length ? `signature character ${i - payload.length} of ${signature.length}` : 'payload'}): ${cursor[i]!} -> ${replacement}`)
+    }
+  }
+  t.same(acceptedChanges, [], 'no one-character change of the cursor text is accepted (an altered cursor is refused)')
+
+  // Wrong MAC lengths, extra dots, no signature.
+  const mac = macBytes
+  t.equal(codec.decode(scope, `${payload}.${mac.subarray(0, 15).toString('base64url')}`), undefined, '15-byte MAC')
+  t.equal(codec.decode(scope, `${payload}.${Buffer.concat([mac, Buffer.from([0])]).toString('base64url')}`), undefined, '17-byte MAC')
+  t.equal(codec.decode(scope, `${payload}.`), undefined, 'empty MAC')
+  t.equal(codec.decode(scope, payload), undefined, 'payload only')
+  t.equal(codec.decode(scope, `${cursor}.`), undefined, 'a trailing dot')
+  t.equal(codec.decode(scope, `${cursor}.${signature}`), undefined, 'a third part')
+  t.equal(codec.decode(scope, `.${cursor}`), undefined, 'a leading dot')
+  t.equal(codec.decode(scope, ''), undefined, 'empty string')
+  t.equal(codec.decode(scope, 'garbage'), undefined, 'garbage')
+  t.equal(codec.decode(scope, Buffer.from(JSON.stringify({ v: 1, u: userId.toHexString() })).toString('base64url')), undefined, 'base64url JSON without a signature')
+
+  // A payload edited to another user, the signature kept: nobody signed it.
+  const fields = JSON.parse(payloadBytes.toString('utf8')) as Record<string, unknown>
+  const edited = Buffer.from(JSON.stringify({ ...fields, u: new ObjectId().toHexString() })).toString('base64url')
+  t.equal(codec.decode(scope, `${edited}.${signature}`), undefined, 'payload edited to another user id, old signature')
+})
+
+t.test('cursor codec: a correctly signed payload that is not a position is refused (white box)', async (t) => {
+  // Signs arbitrary payload text the way the codec does (HMAC-SHA256 over the
+  // scope text, a newline and the payload, first 16 bytes), so the checks after
+  // the signature are reached. First proven equal to the codec's own signature.
+  const key = cursorKey('a-cursor-secret-of-at-least-32-characters!', undefined)
+  const codec = createListCursorCodec(key)
+  const organizationId = new ObjectId().toHexString()
+  const scope: CursorScope = { organizationId, filters: { provider: 'twilio', label: undefined } }
+  const scopeText = JSON.stringify([organizationId, [['label', null], ['provider', 'twilio']]])
+  const sign = (payloadText: string): string => {
+    const payload = Buffer.from(payloadText).toString('base64url')
+    return `${payload}.${createHmac('sha256', key).update(scopeText).update('\n').update(payload).digest().subarray(0, 16).toString('base64url')}`
+  }
+  const userId = new ObjectId()
+  const genuine = codec.encode(scope, { userId, phoneNumber: '+14165550101', provider: 'twilio' })
+  const genuinePayload = Buffer.from(genuine.split('.')[0]!, 'base64url').toString('utf8')
+  t.equal(sign(genuinePayload), genuine, 'this test signs exactly as the codec does')
+  t.same(codec.decode(scope, sign(JSON.stringify({ v: 1, u: userId.toHexString() }))), { userId }, 'a well-formed payload signed here is accepted')
+
+  const refused: Array<[string, string]> = [
+    ['not JSON', 'this is not json'],
+    ['JSON null', 'null'],
+    ['a JSON number', '42'],
+    ['a JSON string', '"text"'],
+    ['another version', JSON.stringify({ v: 2, u: userId.toHexString() })],
+    ['no version', JSON.stringify({ u: userId.toHexString() })],
+    ['a user id that is not hex', JSON.stringify({ v: 1, u: 'zzzzzzzzzzzzzzzzzzzzzzzz' })],
+    ['an upper-case user id', JSON.stringify({ v: 1, u: userId.toHexString().toUpperCase() })],
+    ['a short user id', JSON.stringify({ v: 1, u: 'abc' })],
+    ['a user id as an object', JSON.stringify({ v: 1, u: { $gt: '' } })],
+    ['a number but no provider', JSON.stringify({ v: 1, u: userId.toHexString(), n: '+14165550101' })],
+    ['a provider but no number', JSON.stringify({ v: 1, u: userId.toHexString(), p: 'twilio' })],
+    ['a number that is not E.164', JSON.stringify({ v: 1, u: userId.toHexString(), n: '4165550101', p: 'twilio' })],
+    ['an unknown provider', JSON.stringify({ v: 1, u: userId.toHexString(), n: '+14165550101', p: 'whatsapp' })]
+  ]
+  for (const [what, payloadText] of refused) {
+    t.equal(codec.decode(scope, sign(payloadText)), undefined, `refused: ${what}`)
+  }
+})
+
+t.test('cursorKey: derived deterministically from the token secret; cursorSecret wins; random otherwise', async (t) => {
+  const first = cursorKey(undefined, 'token-secret-one-that-is-at-least-32-chars')
+  t.ok(first.equals(cursorKey(undefined, 'token-secret-one-that-is-at-least-32-chars')), 'same token secret, same key (every process agrees)')
+  t.notOk(first.equals(cursorKey(undefined, 'token-secret-two-that-is-at-least-32-chars')), 'another token secret, another key')
+  t.notOk(first.equals(Buffer.from('token-secret-one-that-is-at-least-32-chars')), 'derived, not the token secret itself')
+  t.equal(first.length, 32)
+  t.ok(cursorKey(undefined, Buffer.from('token-secret-one-that-is-at-least-32-chars')).equals(first), 'a Buffer secret derives the same key as its text')
+  t.ok(cursorKey('cursor-secret-that-is-at-least-32-characters', 'token-secret-one-that-is-at-least-32-chars').equals(Buffer.from('cursor-secret-that-is-at-least-32-characters')), 'cursorSecret is used when given')
+  const randomA = cursorKey(undefined, undefined)
+  const randomB = cursorKey(undefined, undefined)
+  t.equal(randomA.length, 32)
+  t.notOk(randomA.equals(randomB), 'no secret: a random key each time')
+
+  const scope: CursorScope = { organizationId: new ObjectId().toHexString(), filters: {} }
+  const position = { userId: new ObjectId() }
+  const cursor = createListCursorCodec(first).encode(scope, position)
+  t.same(createListCursorCodec(cursorKey(undefined, 'token-secret-one-that-is-at-least-32-chars')).decode(scope, cursor), position, 'a second process with the same token secret reads the cursor')
+  t.equal(createListCursorCodec(cursorKey(undefined, 'token-secret-two-that-is-at-least-32-chars')).decode(scope, cursor), undefined, 'a process with another token secret does not')
+})
