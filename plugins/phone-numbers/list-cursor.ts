@@ -58,7 +58,9 @@ export function createListCursorCodec (key: Buffer): ListCursorCodec {
     const [payload, signature, ...rest] = cursor.split('.')
     if (payload === undefined || signature === undefined || rest.length > 0) return undefined
     const given = Buffer.from(signature, 'base64url')
-    if (given.length !== MAC_BYTES || !timingSafeEqual(given, mac(scope, payload))) return undefined
+    // Only the canonical spelling: the last base64url character carries unused bits,
+    // so several texts decode to one MAC, and an altered cursor must never pass.
+    if (given.length !== MAC_BYTES || given.toString('base64url') !== signature || !timingSafeEqual(given, mac(scope, payload))) return undefined
     let fields: unknown
     try {
       fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
