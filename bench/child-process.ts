@@ -23,6 +23,8 @@ export interface ServerChild {
   port: number
   reset: () => Promise<void>
   stats: () => Promise<ServerStats>
+  /** Waits until the server has no request in flight; answers how many it still had at the timeout (0 normally) and the wait. */
+  idle: () => Promise<{ inFlight: number, waitedMs: number }>
   /** Resident set size now, in bytes. */
   rss: () => Promise<number>
   /** Samples RSS every `intervalMs` until the returned function is called; that returns the peak in bytes. */
@@ -118,6 +120,10 @@ export async function forkServer (settings: ServerSettings, options: ForkOptions
     port,
     reset: async () => { await request('reset', 'reset') },
     stats: async () => (await request('stats', 'stats')).stats,
+    idle: async () => {
+      const { inFlight, waitedMs } = await request('idle', 'idle')
+      return { inFlight, waitedMs }
+    },
     rss,
     sampleRss: (intervalMs = 100) => {
       let peak = 0

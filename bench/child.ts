@@ -5,7 +5,7 @@
  * and `shutdown` requests.
  */
 import { isServerKind, startServer, type ServerSettings } from './servers.js'
-import type { ChildReply, ParentRequest } from './protocol.js'
+import { IDLE_TIMEOUT_MS, type ChildReply, type ParentRequest } from './protocol.js'
 
 function send (message: ChildReply): void {
   process.send?.(message)
@@ -18,6 +18,7 @@ if (!isServerKind(settings.kind) || process.send === undefined) {
 }
 
 const server = await startServer(settings)
+let stopping = false
 process.on('message', (message: ParentRequest) => {
   switch (message.type) {
     case 'reset':
@@ -27,10 +28,24 @@ process.on('message', (message: ParentRequest) => {
     case 'stats':
       send({ id: message.id, type: 'stats', stats: server.tracer.stats })
       break
+    case 'idle': {
+      // Requests the load generator gave up on at its deadline are still being worked on: wait for them.
+      const started = Date.now()
+      const poll = (): void => {
+        if (server.tracer.idle() || Date.now() - started >= IDLE_TIMEOUT_MS) {
+          send({ id: message.id, type: 'idle', inFlight: server.tracer.inFlight + server.tracer.activeCommands, waitedMs: Date.now() - started })
+          return
+        }
+        setTimeout(poll, 20)
+      }
+      poll()
+      break
+    }
     case 'rss':
       send({ id: message.id, type: 'rss', rss: process.memoryUsage().rss })
       break
     case 'shutdown':
+      stopping = true
       // A clean exit, so --cpu-prof writes its profile.
       server.close().finally(() => {
         send({ id: message.id, type: 'shutdown' })
@@ -39,5 +54,11 @@ process.on('message', (message: ParentRequest) => {
       })
       break
   }
+})
+// The harness is gone (killed, or its test timed out): don't outlive it holding its output open.
+process.once('disconnect', () => {
+  if (stopping) return
+  server.close().finally(() => process.exit(0))
+  setTimeout(() => process.exit(0), 5000).unref()
 })
 send({ id: 0, type: 'ready', port: server.port })

@@ -4,8 +4,9 @@
  * over all rounds; commands are totals over all rounds divided by responses.
  */
 import type { Result } from 'autocannon'
-import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.js'
+import { LISTING_PAGE_KINDS, SCENARIOS, SCENARIO_NAMES, listingScenarioName, type ListingPageKind, type ScenarioName } from './scenarios.js'
 import type { ServerStats } from './tracing.js'
+import type { ListingSize } from './workload.js'
 
 export interface RoundResult {
   scenario: ScenarioName
@@ -20,6 +21,8 @@ export interface RoundResult {
   errors: number
   timeouts: number
   rssPeakMb: number
+  /** Peak RSS of the database process during the round (undefined: not found, see database-process.ts). */
+  databaseRssPeakMb?: number | undefined
   server: ServerStats
 }
 
@@ -31,6 +34,10 @@ export interface ScenarioSummary {
   p50Ms: number
   p99Ms: number
   rssPeakMb: number
+  /** Peak RSS of the database process over the rounds, when it was found. */
+  databaseRssPeakMb: number | undefined
+  /** Listing scenarios: the users of the organization read. */
+  listingUsers: number | undefined
   /** Database commands per answered request (mean), by name. */
   commandsPerRequest: number
   commandsByName: Record<string, number>
@@ -49,7 +56,7 @@ export interface TargetCheck {
   detail: string
 }
 
-export function roundResult (scenario: ScenarioName, round: number, result: Result, server: ServerStats, rssPeakBytes: number): RoundResult {
+export function roundResult (scenario: ScenarioName, round: number, result: Result, server: ServerStats, rssPeakBytes: number, databaseRssPeakBytes?: number): RoundResult {
   const statusCodes: Record<string, number> = {}
   for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stat.count ?? 0
   return {
@@ -63,6 +70,7 @@ export function roundResult (scenario: ScenarioName, round: number, result: Resu
     errors: result.errors,
     timeouts: result.timeouts,
     rssPeakMb: rssPeakBytes / 2 ** 20,
+    databaseRssPeakMb: databaseRssPeakBytes === undefined || databaseRssPeakBytes === 0 ? undefined : databaseRssPeakBytes / 2 ** 20,
     server
   }
 }
@@ -94,7 +102,7 @@ export function roundFailures (round: RoundResult): string[] {
   return failures
 }
 
-export function summarize (rounds: readonly RoundResult[], backend: string): { scenarios: ScenarioSummary[], failures: string[] } {
+export function summarize (rounds: readonly RoundResult[], backend: string, listingUsers: Partial<Record<ListingSize, number>> = {}): { scenarios: ScenarioSummary[], failures: string[] } {
   const failures = rounds.flatMap(roundFailures)
   const partial = new Map<ScenarioName, ScenarioSummary>()
   for (const name of SCENARIO_NAMES) {
@@ -113,6 +121,8 @@ export function summarize (rounds: readonly RoundResult[], backend: string): { s
     const typical = tripCounts.reduce((best, entry) => entry[1] > best[1] ? entry : best, [0, -1] as readonly [number, number])[0]
     const aboveTypical = tripCounts.filter(([trips]) => trips > typical).reduce((sum, [, count]) => sum + count, 0)
     for (const key of Object.keys(commandsByName)) commandsByName[key] = commandsByName[key]! / Math.max(responses, 1)
+    const databaseRss = mine.map((round) => round.databaseRssPeakMb).filter((mb): mb is number => mb !== undefined)
+    const listing = SCENARIOS[name].listing
     partial.set(name, {
       scenario: name,
       backend,
@@ -121,6 +131,8 @@ export function summarize (rounds: readonly RoundResult[], backend: string): { s
       p50Ms: median(mine.map((round) => round.latencyMs.p50)),
       p99Ms: median(mine.map((round) => round.latencyMs.p99)),
       rssPeakMb: Math.max(...mine.map((round) => round.rssPeakMb)),
+      databaseRssPeakMb: databaseRss.length === 0 ? undefined : Math.max(...databaseRss),
+      listingUsers: listing === undefined ? undefined : listingUsers[listing.size],
       commandsPerRequest: totalCommands / Math.max(responses, 1),
       commandsByName,
       sequentialRoundTrips: { typical, max: Math.max(0, ...tripCounts.map(([trips]) => trips)) },
@@ -141,6 +153,39 @@ export function summarize (rounds: readonly RoundResult[], backend: string): { s
 }
 
 const RSS_LIMIT_MB = 150
+/** "About flat" from 1k to 50k users: the 50k row's p99 and RSS within these factors of the 1k row's. */
+export const LISTING_P99_FLAT_FACTOR = 2
+export const LISTING_RSS_FLAT_FACTOR = 1.25
+
+/** One listing page kind at both sizes, side by side. */
+export interface ListingComparison {
+  page: ListingPageKind
+  small: ScenarioSummary
+  large: ScenarioSummary
+  /** 50k over 1k. */
+  requestsPerSecondRatio: number
+  p99Ratio: number
+  rssRatio: number
+}
+
+export function listingComparisons (scenarios: readonly ScenarioSummary[]): ListingComparison[] {
+  const by = new Map(scenarios.map((summary) => [summary.scenario, summary]))
+  const rows: ListingComparison[] = []
+  for (const page of LISTING_PAGE_KINDS) {
+    const small = by.get(listingScenarioName(page, '1k'))
+    const large = by.get(listingScenarioName(page, '50k'))
+    if (small === undefined || large === undefined) continue
+    rows.push({
+      page,
+      small,
+      large,
+      requestsPerSecondRatio: large.requestsPerSecond / small.requestsPerSecond,
+      p99Ratio: large.p99Ms / small.p99Ms,
+      rssRatio: large.rssPeakMb / small.rssPeakMb
+    })
+  }
+  return rows
+}
 
 /** Round trips and commands of a scenario, as the target details show them. */
 export function databaseWork (summary: ScenarioSummary): string {
@@ -187,6 +232,24 @@ export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetChec
       target: 'lookup: 1 sequential round trip, 1 command',
       met: oursLookup.sequentialRoundTrips.typical === 1 && oursLookup.sequentialRoundTrips.max === 1 && Math.abs(oursLookup.commandsPerRequest - 1) < 0.005,
       detail: databaseWork(oursLookup)
+    })
+  }
+  for (const row of listingComparisons(scenarios)) {
+    const sizes = `${row.small.listingUsers ?? '?'} → ${row.large.listingUsers ?? '?'} users`
+    checks.push({
+      target: `list-${row.page}: p99 at 50k <= ${LISTING_P99_FLAT_FACTOR}x at 1k`,
+      met: row.p99Ratio <= LISTING_P99_FLAT_FACTOR,
+      detail: `${row.small.p99Ms} → ${row.large.p99Ms} ms = ${x(row.p99Ratio)} (${sizes}); req/s ${row.small.requestsPerSecond.toFixed(0)} → ${row.large.requestsPerSecond.toFixed(0)} = ${x(row.requestsPerSecondRatio)}`
+    })
+    checks.push({
+      target: `list-${row.page}: server RSS at 50k <= ${LISTING_RSS_FLAT_FACTOR}x at 1k`,
+      met: row.rssRatio <= LISTING_RSS_FLAT_FACTOR,
+      detail: `${row.small.rssPeakMb.toFixed(0)} → ${row.large.rssPeakMb.toFixed(0)} MB = ${x(row.rssRatio)}`
+    })
+    checks.push({
+      target: `list-${row.page}: the same database work at 1k and 50k`,
+      met: Math.abs(row.large.commandsPerRequest - row.small.commandsPerRequest) < 0.05 && row.large.sequentialRoundTrips.typical === row.small.sequentialRoundTrips.typical,
+      detail: `1k: ${databaseWork(row.small)}; 50k: ${databaseWork(row.large)}`
     })
   }
   const oursRows = scenarios.filter((summary) => SCENARIOS[summary.scenario].server === 'ours')

@@ -11,9 +11,13 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 
-/** Connection handshakes, heartbeats and session cleanup: not the work of a request. */
+/**
+ * Connection handshakes, heartbeats and session cleanup: not the work of a
+ * request. `killCursors` is not noise: a listing page closes its users cursor
+ * before it answers, and that command is part of the page's work.
+ */
 export const NOISE_COMMANDS: ReadonlySet<string> = new Set([
-  'hello', 'isMaster', 'ismaster', 'ping', 'endSessions', 'killCursors',
+  'hello', 'isMaster', 'ismaster', 'ping', 'endSessions',
   'saslStart', 'saslContinue', 'buildInfo', 'buildinfo', 'getnonce', 'authenticate'
 ])
 
@@ -76,6 +80,17 @@ export class CommandTracer {
   private readonly pending = new Map<string, CommandSpan>()
   private readonly traces = new WeakMap<IncomingMessage, RequestTrace>()
   stats: ServerStats = emptyStats()
+  /**
+   * Requests received whose response has not closed: kept across resets. A
+   * request the client gave up on closes at once, while its handler may
+   * still be at work; `activeCommands` and `lastCommandActivity` show that.
+   */
+  inFlight = 0
+  /** Database commands (noise excepted) started and not yet finished, attributed to a request or not. */
+  activeCommands = 0
+  /** performance.now() of the last start or end of such a command. */
+  lastCommandActivity = 0
+  private readonly active = new Set<string>()
 
   reset (): void {
     this.stats = emptyStats()
@@ -84,6 +99,9 @@ export class CommandTracer {
   watch (client: CommandEventSource): void {
     client.on('commandStarted', (event) => {
       if (NOISE_COMMANDS.has(event.commandName)) return
+      this.active.add(`${String(event.connectionId)}:${event.requestId}`)
+      this.activeCommands = this.active.size
+      this.lastCommandActivity = performance.now()
       const trace = this.storage.getStore()
       if (trace === undefined) {
         this.stats.unattributedCommands++
@@ -95,6 +113,10 @@ export class CommandTracer {
     })
     const finish = (event: { requestId: number, connectionId?: string | number | undefined }): void => {
       const key = `${String(event.connectionId)}:${event.requestId}`
+      if (this.active.delete(key)) {
+        this.activeCommands = this.active.size
+        this.lastCommandActivity = performance.now()
+      }
       const span = this.pending.get(key)
       if (span === undefined) return
       span.end = performance.now()
@@ -102,6 +124,14 @@ export class CommandTracer {
     }
     client.on('commandSucceeded', finish)
     client.on('commandFailed', finish)
+  }
+
+  /**
+   * Whether the server is at rest: no response open, no command running, and
+   * none started or finished for `quietMs` (a handler between two commands).
+   */
+  idle (quietMs = 250): boolean {
+    return this.inFlight <= 0 && this.activeCommands === 0 && performance.now() - this.lastCommandActivity >= quietMs
   }
 
   /** The trace of a request, created when it arrived. */
@@ -133,7 +163,9 @@ export class CommandTracer {
   createServer (handler: (request: IncomingMessage, response: ServerResponse) => void): Server {
     return createServer((request, response) => {
       this.traceOf(request)
+      this.inFlight++
       response.once('finish', () => this.record(request, response))
+      response.once('close', () => { this.inFlight-- })
       handler(request, response)
     })
   }

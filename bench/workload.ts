@@ -160,3 +160,103 @@ export function phoneNumbersPath (organizationId: string, prefix = ''): string {
 export function inboundRoutePath (phoneNumber: string): string {
   return `/api/phone-numbers/${encodeURIComponent(phoneNumber)}/inbound-route`
 }
+
+/*
+ * The listing workload: an organization of its own per size (so the assign
+ * scenarios' resets never touch it, and its numbers are never the assign
+ * workload's), N users × 4 numbers. Entry k = userIndex * 4 + slot of the
+ * organization: provider k % 3 (twilio, sinch, textgrid), inbound for
+ * floor(k / 3) even, a label on even slots, the first entry of each provider
+ * of a user its default. `provider=sinch&isInboundEnabled=true` then matches
+ * exactly the entries with k % 6 === 1: one in six.
+ */
+
+/** The listing sizes measured: the scenario names' suffix. */
+export const LISTING_SIZES = ['1k', '50k'] as const
+export type ListingSize = typeof LISTING_SIZES[number]
+export const DEFAULT_LISTING_USERS: Readonly<Record<ListingSize, number>> = { '1k': 1000, '50k': 50_000 }
+export const LISTING_PROVIDERS = ['twilio', 'sinch', 'textgrid'] as const
+/** Users inserted per insertMany while seeding a listing. */
+export const LISTING_SEED_BATCH = 5000
+/** The page size every listing request asks for. */
+export const LISTING_PAGE_LIMIT = 100
+/** The filtered page's query: one entry in six matches (see above). */
+export const LISTING_FILTER: Readonly<Record<string, string>> = { provider: 'sinch', isInboundEnabled: 'true' }
+export const LISTING_FILTER_SHARE = 1 / 6
+
+export interface ListingWorkload {
+  size: ListingSize
+  organizationId: string
+  /** The users in the listing's order (ascending `_id`); user i holds `listingEntries(size, i)`. */
+  userIds: string[]
+}
+
+export interface ListingEntry {
+  provider: typeof LISTING_PROVIDERS[number]
+  phoneNumber: string
+  isDefault: boolean
+  isInboundEnabled: boolean
+  label?: string
+  createdAt: Date
+  updatedAt: Date
+}
+
+/** The numbers of user `userIndex` of listing `size`: `+447<size tag><userIndex, 6 digits><slot>`, unlike any other workload's. */
+function listingNumber (size: ListingSize, userIndex: number, slot: number): string {
+  return `+447${LISTING_SIZES.indexOf(size) + 1}${String(userIndex).padStart(6, '0')}${slot}`
+}
+
+/** The seeded entries of one listing user. */
+export function listingEntries (size: ListingSize, userIndex: number): ListingEntry[] {
+  const defaults = new Set<string>()
+  return Array.from({ length: SEEDED_NUMBERS_PER_USER }, (_, slot) => {
+    const k = userIndex * SEEDED_NUMBERS_PER_USER + slot
+    const provider = LISTING_PROVIDERS[k % LISTING_PROVIDERS.length]!
+    const isDefault = !defaults.has(provider)
+    defaults.add(provider)
+    return {
+      provider,
+      phoneNumber: listingNumber(size, userIndex, slot),
+      isDefault,
+      isInboundEnabled: Math.floor(k / LISTING_PROVIDERS.length) % 2 === 0,
+      ...(slot % 2 === 0 ? { label: `Desk ${userIndex}-${slot}` } : {}),
+      createdAt: SEEDED_AT,
+      updatedAt: SEEDED_AT
+    }
+  })
+}
+
+/** Whether a listed entry meets LISTING_FILTER. */
+export function meetsListingFilter (entry: { provider?: unknown, isInboundEnabled?: unknown }): boolean {
+  return entry.provider === LISTING_FILTER['provider'] && String(entry.isInboundEnabled) === LISTING_FILTER['isInboundEnabled']
+}
+
+/**
+ * Creates a listing organization of `users` users with their numbers,
+ * inserted LISTING_SEED_BATCH at a time. Written once: the listing scenarios
+ * only read.
+ */
+export async function seedListing (db: Db, size: ListingSize, users: number): Promise<ListingWorkload> {
+  const organizationId = new ObjectId()
+  // Sorted: the listing's order, whatever the ObjectId counter did meanwhile.
+  const userIds = Array.from({ length: users }, () => new ObjectId()).sort((a, b) => a.toHexString() < b.toHexString() ? -1 : 1)
+  await db.collection('organizations').insertOne({ _id: organizationId, name: `Listing organization (${size}, ${users} users)` })
+  const collection = db.collection('users')
+  for (let start = 0; start < users; start += LISTING_SEED_BATCH) {
+    const batch = userIds.slice(start, start + LISTING_SEED_BATCH).map((_id, offset) => ({
+      _id,
+      organizationId,
+      name: `Listed agent ${start + offset}`,
+      role: 'AGENT',
+      phoneNumbers: listingEntries(size, start + offset)
+    }))
+    await collection.insertMany(batch, { ordered: false })
+  }
+  return { size, organizationId: organizationId.toHexString(), userIds: userIds.map((id) => id.toHexString()) }
+}
+
+/** GET path of one listing page: the query in the given order, values URL-encoded. */
+export function listingPath (organizationId: string, query: Readonly<Record<string, string | number>>): string {
+  const search = Object.entries(query).map(([name, value]) => `${name}=${encodeURIComponent(String(value))}`).join('&')
+  return `${phoneNumbersPath(organizationId)}${search === '' ? '' : `?${search}`}`
+}

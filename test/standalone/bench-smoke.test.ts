@@ -3,8 +3,11 @@
  * database: every scenario runs once for a second and the result is well
  * formed. No timing is asserted; only that nothing answered unexpectedly.
  * Before that, the workload itself: its assigns obey the ownership rules
- * (checked on the request bodies and through the real store), and its
- * lookups cycle over seeded numbers that each route to one user.
+ * (checked on the request bodies and through the real store), its lookups
+ * cycle over seeded numbers that each route to one user, the listing data
+ * is what the filtered page claims (one entry in six matches), and the
+ * middle-page cursors are real cursors of a walk through the plugin, each
+ * opening the page at its known position.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,12 +17,27 @@ import { ObjectId, type Document } from 'mongodb'
 import t from 'tap'
 import { runBenchmark } from '../../bench/harness.js'
 import { markdownReport, writeResults } from '../../bench/report.js'
-import { SCENARIOS, SCENARIO_NAMES, scenarioRequests, type Tokens } from '../../bench/scenarios.js'
-import { median, roundFailures, type RoundResult } from '../../bench/summary.js'
+import { MIDDLE_CURSORS, fetchPage, probeListing, walkToMiddle } from '../../bench/listing.js'
+import { LISTING_PAGE_KINDS, SCENARIOS, SCENARIO_NAMES, listingScenarioName, scenarioRequests, serverKey, type Tokens } from '../../bench/scenarios.js'
+import { listingComparisons, median, roundFailures, type RoundResult } from '../../bench/summary.js'
 import { emptyStats, sequentialRoundTrips } from '../../bench/tracing.js'
-import { PROVIDERS, SEEDED_NUMBERS_PER_USER, assignBody, createWorkload, lookupNumbers, resetUsers, seedOrganization } from '../../bench/workload.js'
+import {
+  LISTING_FILTER_SHARE, LISTING_PAGE_LIMIT, PROVIDERS, SEEDED_NUMBERS_PER_USER, assignBody, createWorkload, listingEntries,
+  lookupNumbers, meetsListingFilter, resetUsers, seedListing, seedOrganization, type ListingSize
+} from '../../bench/workload.js'
 import { createPhoneNumberStore, DEFAULT_STORE_OPTIONS } from '../../src/domain/store.js'
+import { build } from '../helper.js'
 import { createTestDatabase, uniqueDatabaseName } from '../helper-database.js'
+
+/** The whole listing of a seeded listing organization, in the listing's order, from the workload's own definition. */
+function expectedListing (size: ListingSize, userIds: readonly string[]): Array<{ userId: string, phoneNumber: string, provider: string }> {
+  return userIds.flatMap((userId, index) => listingEntries(size, index)
+    .sort((a, b) => a.phoneNumber < b.phoneNumber ? -1 : a.phoneNumber > b.phoneNumber ? 1 : a.provider < b.provider ? -1 : a.provider > b.provider ? 1 : 0)
+    .map((entry) => ({ userId, phoneNumber: entry.phoneNumber, provider: entry.provider })))
+}
+
+// The harness run starts six server processes and runs 17 scenarios for a second each (about 30 s on FerretDB).
+t.setTimeout(180_000)
 
 t.test('sequential round trips group overlapping commands', async (t) => {
   t.equal(sequentialRoundTrips([]), 0)
@@ -152,6 +170,88 @@ t.test('resetUsers puts the users and the claims back to the seeded state', asyn
   }
 })
 
+t.test('listing requests: the first and the filtered page, and middle pages cycling over the given cursors', async (t) => {
+  const workload = createWorkload(2)
+  const tokens: Tokens = { superAdmin: 'admin-token', agent: 'agent-token' }
+  const organizationId = new ObjectId().toHexString()
+  const listings = { '1k': { organizationId, middleCursors: ['c.1', 'c.2', 'c.3'] } }
+  const base = `/api/organizations/${organizationId}/phone-numbers`
+  t.same(scenarioRequests(SCENARIOS['list-first-1k'], workload, tokens, listings).map((request) => [request.method, request.path, request.headers?.['authorization']]),
+    [['GET', `${base}?limit=100`, 'Bearer admin-token']])
+  t.same(scenarioRequests(SCENARIOS['list-filtered-1k'], workload, tokens, listings).map((request) => request.path),
+    [`${base}?provider=sinch&isInboundEnabled=true&limit=100`])
+  const [middle] = scenarioRequests(SCENARIOS['list-middle-1k'], workload, tokens, listings)
+  const setup = middle!.setupRequest as (request: AutocannonRequest, context: object) => AutocannonRequest
+  t.same(Array.from({ length: 4 }, () => setup({ ...middle! }, {}).path), ['c.1', 'c.2', 'c.3', 'c.1'].map((cursor) => `${base}?limit=100&cursor=${cursor}`))
+  t.throws(() => scenarioRequests(SCENARIOS['list-first-50k'], workload, tokens, listings), /50k listing was not prepared/)
+  t.equal(serverKey(SCENARIOS['list-first-1k']), 'ours-list-1k', 'each size has a server process of its own')
+  t.equal(serverKey(SCENARIOS['list-filtered-50k']), 'ours-list-50k')
+  t.equal(serverKey(SCENARIOS['ours-lookup']), 'ours')
+  for (const page of LISTING_PAGE_KINDS) t.equal(SCENARIOS[listingScenarioName(page, '50k')].baseline, listingScenarioName(page, '1k'), `list-${page}-50k is compared with 1k`)
+})
+
+t.test('the listing data: 4 entries a user, mixed, one in six matching the filtered page, listed as seeded by the real store', async (t) => {
+  const { db } = await createTestDatabase(t)
+  const listing = await seedListing(db, '1k', 30)
+  const organizationId = new ObjectId(listing.organizationId)
+  const stored = await db.collection('users').find({ organizationId }).sort({ _id: 1 }).toArray()
+  t.same(stored.map((user) => user['_id'].toHexString()), listing.userIds, 'the users are stored, in the order the workload lists them')
+  const entries = stored.flatMap((user) => (user['phoneNumbers'] as Array<Record<string, unknown>>).map((entry): Record<string, unknown> => ({ ...entry, userId: user['_id'].toHexString() })))
+  t.equal(entries.length, 30 * SEEDED_NUMBERS_PER_USER)
+  t.equal(new Set(entries.map((entry) => entry['phoneNumber'])).size, entries.length, 'every number is distinct')
+  t.same(new Set(entries.map((entry) => entry['provider'])), new Set(['twilio', 'sinch', 'textgrid']), 'mixed providers')
+  t.ok(entries.some((entry) => entry['label'] === undefined) && entries.some((entry) => typeof entry['label'] === 'string'), 'labels on some')
+  for (const field of ['isInboundEnabled', 'isDefault']) t.same(new Set(entries.map((entry) => entry[field])), new Set([true, false]), `mixed ${field}`)
+  const matching = entries.filter(meetsListingFilter)
+  t.equal(matching.length, entries.length * LISTING_FILTER_SHARE, 'one entry in six matches the filtered page')
+
+  const store = createPhoneNumberStore(db)
+  const all = await store.list(organizationId, {}, { limit: 1000 })
+  const filtered = await store.list(organizationId, { provider: 'sinch', isInboundEnabled: true }, { limit: 1000 })
+  if (all.status !== 'listed' || filtered.status !== 'listed') throw new Error('the organization was not listed')
+  const brief = (entry: { userId?: unknown, phoneNumber?: unknown, provider?: unknown }): string => `${String(entry.userId)} ${String(entry.phoneNumber)} ${String(entry.provider)}`
+  t.same(all.assignments.map(brief), expectedListing('1k', listing.userIds).map(brief), 'the store lists the seeded entries in the expected order')
+  t.same(filtered.assignments.map(brief).sort(), matching.map(brief).sort(), 'the filter the bench uses selects exactly the matching sixth')
+})
+
+t.test('the middle cursors are real cursors of a walk through the plugin, each opening the page at its position', async (t) => {
+  const { app, db, authorization } = await build(t)
+  const listing = await seedListing(db, '1k', 250)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('not listening on a port')
+  const baseUrl = `http://127.0.0.1:${address.port}`
+  const token = authorization.slice('Bearer '.length)
+
+  const walk = await walkToMiddle(baseUrl, token, listing)
+  const total = 250 * SEEDED_NUMBERS_PER_USER
+  t.equal(walk.middleCursors.length, MIDDLE_CURSORS)
+  t.equal(new Set(walk.middleCursors).size, MIDDLE_CURSORS, 'distinct cursors')
+  t.same(walk.positions, Array.from({ length: MIDDLE_CURSORS }, (_, index) => total / 2 - (MIDDLE_CURSORS / 2) * LISTING_PAGE_LIMIT + index * LISTING_PAGE_LIMIT), 'consecutive pages around the middle')
+  t.ok(walk.pages >= MIDDLE_CURSORS, 'the cursors came from pages the server answered')
+
+  const expected = expectedListing('1k', listing.userIds)
+  const brief = (entry: Record<string, unknown>): string => `${String(entry['userId'])} ${String(entry['phoneNumber'])} ${String(entry['provider'])}`
+  for (const [index, cursor] of walk.middleCursors.entries()) {
+    const [request] = scenarioRequests(SCENARIOS['list-middle-1k'], createWorkload(1), { superAdmin: token, agent: token }, { '1k': { organizationId: listing.organizationId, middleCursors: [cursor] } })
+    const path = (request!.setupRequest as (request: AutocannonRequest, context: object) => AutocannonRequest)({ ...request! }, {}).path!
+    const response = await app.inject({ method: 'GET', url: path, headers: { authorization } })
+    t.equal(response.statusCode, 200, `middle cursor ${index} answers 200`)
+    const page = response.json<{ phoneNumbers: Array<Record<string, unknown>>, nextCursor: string | null }>()
+    const position = walk.positions[index]!
+    t.same(page.phoneNumbers.map(brief), expected.slice(position, position + LISTING_PAGE_LIMIT).map(brief), `middle cursor ${index} opens the page at entry ${position}`)
+  }
+  const altered = `${walk.middleCursors[0]!.slice(0, -2)}${walk.middleCursors[0]!.endsWith('AA') ? 'BB' : 'AA'}`
+  const refused = await app.inject({ method: 'GET', url: `/api/organizations/${listing.organizationId}/phone-numbers?limit=100&cursor=${altered}`, headers: { authorization } })
+  t.equal(refused.statusCode, 400, 'an altered cursor is refused: the middle pages do read signed cursors')
+
+  await probeListing(baseUrl, token, walk)
+  const filtered = await fetchPage(baseUrl, token, `/api/organizations/${listing.organizationId}/phone-numbers?provider=sinch&isInboundEnabled=true&limit=100`)
+  t.equal(filtered.phoneNumbers.length, LISTING_PAGE_LIMIT, 'the filtered page is full at this size')
+  t.ok(filtered.phoneNumbers.every(meetsListingFilter), 'and holds matching entries only')
+  await t.rejects(walkToMiddle(baseUrl, token, { ...listing, userIds: listing.userIds.slice(0, 100) }), /too small/, 'a listing too small for the middle pages is refused')
+})
+
 t.test('the harness runs every scenario and writes a well-formed result', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'bench-smoke-'))
   t.teardown(() => rm(out, { recursive: true, force: true }))
@@ -163,6 +263,8 @@ t.test('the harness runs every scenario and writes a well-formed result', async 
     warmupSeconds: 0,
     connections: 4,
     users: 10,
+    // Small listings (the scenario names keep their 1k/50k): enough for the middle cursors.
+    listingUsers: { '1k': 250, '50k': 400 },
     databaseName: uniqueDatabaseName(),
     childRuntime: 'tsx',
     log: (line) => lines.push(line)
@@ -191,6 +293,16 @@ t.test('the harness runs every scenario and writes a well-formed result', async 
   t.equal(result.scenarios.find((summary) => summary.scenario === 'ours-lookup')!.ratioToBaseline,
     result.scenarios.find((summary) => summary.scenario === 'ours-lookup')!.requestsPerSecond / result.scenarios.find((summary) => summary.scenario === 'bare-lookup')!.requestsPerSecond,
     'the lookup is compared with the bare lookup')
+  t.same(result.listings.map((listing) => [listing.size, listing.users, listing.middlePositions.length]), [['1k', 250, MIDDLE_CURSORS], ['50k', 400, MIDDLE_CURSORS]], 'both listings were seeded and walked')
+  for (const page of LISTING_PAGE_KINDS) {
+    for (const size of ['1k', '50k'] as const) {
+      const summary = result.scenarios.find((row) => row.scenario === listingScenarioName(page, size))!
+      t.equal(summary.non2xx, 0, `list-${page}-${size}: every page answered 200`)
+      t.equal(summary.listingUsers, size === '1k' ? 250 : 400, `list-${page}-${size} knows its organization's size`)
+      t.equal(summary.commandsByName['find'], 2, `list-${page}-${size}: the organization and the users, one find each`)
+    }
+  }
+  t.same(listingComparisons(result.scenarios).map((row) => row.page), [...LISTING_PAGE_KINDS], 'each listing page is compared across sizes')
   const targets = result.targets.map((check) => check.target)
   t.ok(targets.includes('assign: <= 2 sequential round trips, <= 4 commands'), 'the assign target allows the claim command')
   t.ok(targets.includes('lookup >= 0.9x bare route') && targets.includes('lookup: 1 sequential round trip, 1 command'), 'the lookup targets are checked')
@@ -204,5 +316,6 @@ t.test('the harness runs every scenario and writes a well-formed result', async 
   const markdown = await readFile(written.markdown, 'utf8')
   t.equal(markdown, markdownReport(result))
   t.match(markdown, /\| ours \| uri \|/)
+  t.match(markdown, /#### Listing at scale[\s\S]*\| first \| 250 \|[\s\S]*\| first \| 400 \|/)
   t.match(markdownReport({ ...result, failures: ['ours round 1: 1 responses with status 500'] }), /Unexpected responses:[\s\S]*status 500/)
 })
