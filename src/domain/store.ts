@@ -79,6 +79,8 @@ const REMOVED = { status: 'removed' } as const
 const DONE = { status: 'done' } as const
 const NO_ROUTE = { status: 'no-route' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
+/** Most users one listing query reads. */
+const LIST_BATCH_USERS = 1000
 
 /** Random pause that grows with the attempt number, so colliding writers spread out. */
 function backoffMs (attempt: number): number {
@@ -547,30 +549,30 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
 
   /**
    * One page of the organization's assignments in the listing order (user
-   * `_id`, phone number, provider), after `page.after`. The users are read
-   * with a cursor in batches, so a page costs at most `limit` entries of
-   * memory plus one batch of users, and at most `maxScannedUsers` users of
-   * database work whatever the organization's size: a sparse filter may then
-   * end a page short, with a position to go on from.
+   * `_id`, phone number, provider), after `page.after`. Users are read in
+   * batches, each a `find` with a limit, so the database closes every cursor
+   * itself (no `killCursors` round trip) and a page holds at most `limit`
+   * entries plus one batch of users in memory. At most `maxScannedUsers`
+   * users are read for a page, whatever the organization's size: a sparse
+   * filter may then end a page short, with a position to go on from.
    */
   async function list (organizationId: ObjectId, filter: ListFilter = {}, page: ListPage = {}): Promise<ListResult> {
     const limit = page.limit ?? Number.POSITIVE_INFINITY
     const maxScannedUsers = page.maxScannedUsers ?? Number.POSITIVE_INFINITY
-    const after = page.after
-    const bounded = Number.isFinite(limit)
-    const users$ = users.find(listQuery(organizationId, field, filter, after), {
-      projection: { [field]: 1 },
-      sort: { _id: 1 },
-      // One batch holds the page and its look-ahead (users hold one or more entries each).
-      ...(bounded ? { batchSize: Math.min(1000, limit + 1) } : {})
-    })
-    try {
-      const [organization] = await Promise.all([findOrganization(organizationId), users$.hasNext()])
-      if (organization === null) return ORGANIZATION_NOT_FOUND
+    // One batch holds the page and its look-ahead (users hold one or more entries each).
+    const batchSize = Math.min(LIST_BATCH_USERS, limit + 1)
+    const readBatch = async (from: ListPosition | undefined): Promise<Document[]> =>
+      await users.find(listQuery(organizationId, field, filter, from), { projection: { [field]: 1 }, sort: { _id: 1 }, limit: batchSize }).toArray()
 
-      const assignments: ListedAssignment[] = []
-      let scanned = 0
-      for await (const holder of users$) {
+    const [organization, firstBatch] = await Promise.all([findOrganization(organizationId), readBatch(page.after)])
+    if (organization === null) return ORGANIZATION_NOT_FOUND
+
+    const assignments: ListedAssignment[] = []
+    let scanned = 0
+    let after = page.after
+    let batch = firstBatch
+    for (;;) {
+      for (const holder of batch) {
         const userId = holder['_id'] as ObjectId
         const inside = after !== undefined && after.phoneNumber !== undefined && isSameObjectId(after.userId, userId) ? after : undefined
         for (const entry of listableEntries(holder[field], filter, inside)) {
@@ -583,9 +585,10 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
           return { status: 'listed', assignments, next: assignments.length === limit ? positionOf(assignments) : { userId } }
         }
       }
-      return { status: 'listed', assignments, next: undefined }
-    } finally {
-      await users$.close()
+      // A short batch was the last one.
+      if (batch.length < batchSize) return { status: 'listed', assignments, next: undefined }
+      after = { userId: batch[batch.length - 1]!['_id'] as ObjectId }
+      batch = await readBatch(after)
     }
   }
 
