@@ -16,6 +16,9 @@ import { build, phoneNumbersUrl, TEST_BACKEND, TEST_SECRET, type Built } from '.
 import { uriForDatabase } from '../helper-database.js'
 
 const FERRETDB = TEST_BACKEND === 'ferretdb'
+// FerretDB seeds and scans slowly (the sparse-filter walk reads 1,150 users a page), and
+// the suite runs files in parallel on 2 cores: tap's 30 s default was seen to run out there.
+t.setTimeout(300_000)
 const PROVIDERS = ['twilio', 'sinch', 'textgrid'] as const
 const PREFIXES = ['+1416', '+1905', '+4420', '+3314']
 /** Labels with regex metacharacters among plain ones. */

@@ -26,7 +26,7 @@ import {
   lookupNumbers, meetsListingFilter, resetUsers, seedListing, seedOrganization, type ListingSize
 } from '../../bench/workload.js'
 import { createPhoneNumberStore, DEFAULT_STORE_OPTIONS } from '../../src/domain/store.js'
-import { build } from '../helper.js'
+import { build, TEST_BACKEND } from '../helper.js'
 import { createTestDatabase, uniqueDatabaseName } from '../helper-database.js'
 
 /** The whole listing of a seeded listing organization, in the listing's order, from the workload's own definition. */
@@ -259,7 +259,8 @@ t.test('the harness runs every scenario and writes a well-formed result', async 
   const result = await runBenchmark({
     backend: 'uri',
     rounds: 1,
-    durationSeconds: 1,
+    // A FerretDB listing page takes 1-2 s under the suite's parallel load: give every scenario time to answer.
+    durationSeconds: TEST_BACKEND === 'ferretdb' ? 4 : 1,
     warmupSeconds: 0,
     connections: 4,
     users: 10,
@@ -302,7 +303,8 @@ t.test('the harness runs every scenario and writes a well-formed result', async 
       // A filtered page needs more users than one batch of limit + 1 holds: a second users find.
       const finds = summary.commandsByName['find'] ?? 0
       t.ok(page === 'filtered' ? finds >= 2 && finds <= 3 : finds === 2, `list-${page}-${size}: the organization and the users (${finds} finds)`)
-      t.equal(summary.commandsByName['killCursors'] ?? 0, 0, `list-${page}-${size}: no cursor left open (every users find has a limit)`)
+      // FerretDB 1.24 leaves a cursor open even when the first batch meets the find's limit, so the driver kills it.
+      if (TEST_BACKEND !== 'ferretdb') t.equal(summary.commandsByName['killCursors'] ?? 0, 0, `list-${page}-${size}: no cursor left open (every users find has a limit)`)
       t.equal(summary.commandsByName['getMore'] ?? 0, 0, `list-${page}-${size}: no getMore`)
     }
   }
