@@ -10,6 +10,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
 import type { Db } from 'mongodb'
 import { createPhoneNumberStore, type PhoneNumberStore } from '../../src/domain/store.js'
 import openapiDocumentRoutes from './openapi-document.js'
@@ -19,6 +20,7 @@ import { checkOptions, DEFAULT_OPTIONS, optionError, type OrgPhoneNumbersOptions
 import phoneNumberRoutes from './routes.js'
 import { createListCursorCodec, cursorKey } from './list-cursor.js'
 import { useStrictJsonBodies } from './validation.js'
+import { startEventServices, type EventServices } from './event-services.js'
 
 export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAuthOptions, KeyResolverAuthOptions, HostJwtAuthOptions } from './auth.js'
@@ -32,7 +34,10 @@ export type { NumberHolder } from '../../src/domain/number-holders.js'
 export { PROVIDERS, type StoredAssignment, type AssignmentInput, type AssignmentKey, type Provider } from '../../src/domain/assignments.js'
 export * from './errors.js'
 export { replyToFrameworkError } from './error-handler.js'
-export { DEFAULT_OPTIONS, type OrgPhoneNumbersOptions } from './options.js'
+export { DEFAULT_OPTIONS, type OrgPhoneNumbersOptions, type EventDeliveryOptions } from './options.js'
+export type { EventHandler, DeliveryContext } from '../../src/domain/event-delivery.js'
+export type { PhoneNumberEvent } from '../../schemas/generated/typebox.js'
+export { createWebhookHandler, signWebhook, verifyWebhook, type WebhookOptions, type WebhookCheck } from './webhook.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -55,9 +60,35 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     throw optionError('already registered in this context; register it once, or once per encapsulated context (e.g. inside fastify.register(async (api) => ...))')
   }
   checkOptions(options)
-  const store = createPhoneNumberStore(resolveDb(fastify, options), options)
-  if (options.createIndexes ?? true) await store.ensureIndexes()
+  const db = resolveDb(fastify, options)
+  const instanceId = options.instanceId ?? randomUUID()
+  const deliveryCollection = options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection
+  let services: EventServices | undefined
+  const store = createPhoneNumberStore(db, {
+    ...options,
+    instanceId,
+    deliveriesCollection: options.onEvent === undefined ? undefined : deliveryCollection,
+    onEventsLogged: () => services?.wake(),
+    onBackgroundError: (error) => fastify.log.error({ err: error }, 'org-phone-numbers: moving events to the log failed; retrying')
+  })
+  if (options.createIndexes ?? true) {
+    await store.ensureIndexes()
+    if (options.onEvent !== undefined) await db.collection(deliveryCollection).createIndex({ position: 1, _id: 1 }, { name: 'position_1__id_1' })
+  }
   fastify.decorate('orgPhoneNumbers', store)
+  fastify.addHook('onReady', async () => {
+    services = startEventServices({
+      store,
+      db,
+      log: fastify.log,
+      instanceId,
+      sweepIntervalMs: options.eventSweepIntervalMs ?? DEFAULT_OPTIONS.eventSweepIntervalMs,
+      retentionDays: options.eventRetentionDays,
+      onEvent: options.onEvent,
+      delivery: { ...options.eventDelivery, collection: deliveryCollection }
+    })
+  })
+  fastify.addHook('onClose', async () => { await services?.stop() })
 
   await fastify.register(async function phoneNumbersContext (context) {
     useStrictJsonBodies(context)

@@ -6,11 +6,32 @@
 import type { Db } from 'mongodb'
 import { DEFAULT_STORE_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
 import type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
+import type { EventHandler } from '../../src/domain/event-delivery.js'
 
 export const DEFAULT_OPTIONS = {
   ...DEFAULT_STORE_OPTIONS,
-  bodyLimit: 16_384
+  bodyLimit: 16_384,
+  deliveriesCollection: 'phoneNumberEventDeliveries',
+  eventSweepIntervalMs: 30_000
 } as const
+
+/** How events reach `onEvent`; every field has a default. */
+export interface EventDeliveryOptions {
+  /** Collection of the pending deliveries. Default `phoneNumberEventDeliveries`. */
+  collection?: string | undefined
+  /** How long one attempt owns its event, in ms; the handler's signal aborts at half of it. Default 30000. */
+  leaseMs?: number | undefined
+  /** Attempts running at once (for different numbers). Default 8. */
+  concurrency?: number | undefined
+  /** Attempts before an event is marked failed and left for an operator. Default 25. */
+  maxAttempts?: number | undefined
+  /** First retry pause in ms, doubled per attempt (with full jitter). Default 1000. */
+  retryBaseMs?: number | undefined
+  /** Longest retry pause in ms. Default 300000. */
+  retryMaxMs?: number | undefined
+  /** How often pending deliveries are looked for (retries, other processes' events), in ms. Default 1000. */
+  pollIntervalMs?: number | undefined
+}
 
 export interface OrgPhoneNumbersOptions {
   /** How callers authenticate. Required. */
@@ -55,6 +76,26 @@ export interface OrgPhoneNumbersOptions {
   maxNumbersPerUser?: number | undefined
   /** Also serve GET /openapi.json and /openapi.yaml. Default false. */
   serveOpenapi?: boolean | undefined
+  /** Collection of the change log. Default `phoneNumberEvents`. */
+  eventsCollection?: string | undefined
+  /** The log shows events at least this old, in ms, so that none lands behind a reader's cursor. Default 1000. */
+  eventVisibilityDelayMs?: number | undefined
+  /** Delete events older than this many days (checked hourly). Default: keep them. */
+  eventRetentionDays?: number | undefined
+  /** How often events a crashed process left in user documents are looked for, in ms. Default 30000. */
+  eventSweepIntervalMs?: number | undefined
+  /**
+   * Called with every change event after it is in the log, at least once
+   * (de-duplicate on `event.id`), off the request path: a slow or throwing
+   * handler never affects a request. A throw (or no answer within half the
+   * lease) is retried with backoff; events of one number are handed over in
+   * order. Pending events are kept in the database, so they survive a restart
+   * and are shared by the processes of one database.
+   */
+  onEvent?: EventHandler | undefined
+  eventDelivery?: EventDeliveryOptions | undefined
+  /** Names this process to the others sharing the database (claims and delivery leases record it). Default: a random UUID. */
+  instanceId?: string | undefined
 }
 
 export function optionError (message: string): Error {
@@ -108,6 +149,17 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
     throw optionError(`claimsCollection ${JSON.stringify(claimsCollection)} must differ from the users and organizations collections`)
   }
   checkPositiveInteger('claimLeaseMs', options.claimLeaseMs)
+  checkName('eventsCollection', options.eventsCollection)
+  checkName('eventDelivery.collection', options.eventDelivery?.collection)
+  checkPositiveInteger('eventVisibilityDelayMs', options.eventVisibilityDelayMs)
+  checkPositiveInteger('eventRetentionDays', options.eventRetentionDays)
+  checkPositiveInteger('eventSweepIntervalMs', options.eventSweepIntervalMs)
+  for (const name of ['leaseMs', 'concurrency', 'maxAttempts', 'retryBaseMs', 'retryMaxMs', 'pollIntervalMs'] as const) {
+    checkPositiveInteger(`eventDelivery.${name}`, options.eventDelivery?.[name])
+  }
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw optionError('onEvent must be a function (event, { signal, attempt }) => void | Promise<void>')
+  }
   if (options.cursorSecret !== undefined && !((typeof options.cursorSecret === 'string' || Buffer.isBuffer(options.cursorSecret)) && options.cursorSecret.length >= 32)) {
     throw optionError('cursorSecret must be a string or Buffer of at least 32 characters or bytes')
   }

@@ -4,16 +4,17 @@
  * generated TypeBox schemas through the type provider.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { ObjectId } from 'mongodb'
 import {
   DeleteOrganizationsPhoneNumbers,
   GetOrganizationsPhoneNumbers,
+  GetOrganizationsPhoneNumbersEvents,
   GetPhoneNumbersInboundRoute,
   PostOrganizationsPhoneNumbers,
-  PostOrganizationsPhoneNumbersTransfer,
-  type PhoneNumberAssignment
+  PostOrganizationsPhoneNumbersTransfer
 } from '../../schemas/generated/typebox.js'
-import type { StoredAssignment } from '../../src/domain/assignments.js'
+import { toAssignmentJson as toResponseAssignment, toEventJson, type ChangeContext } from '../../src/domain/change-events.js'
 import type { NumberHolder } from '../../src/domain/number-holders.js'
 import type { AssignResult, PhoneNumberStore, RemoveResult, TransferResult } from '../../src/domain/store.js'
 import {
@@ -32,7 +33,7 @@ import {
   UserNotInOrganizationError,
   ValidationError
 } from './errors.js'
-import { ROUTE_LOOKUP } from './auth.js'
+import { actorOf, ROUTE_LOOKUP } from './auth.js'
 import type { ListCursorCodec } from './list-cursor.js'
 
 export interface PhoneNumberRoutesOptions {
@@ -49,17 +50,9 @@ const DEFAULT_PAGE_SIZE = 100
  */
 const SCAN_ALLOWANCE_USERS = 1000
 
-function toResponseAssignment (entry: StoredAssignment, userId: string): PhoneNumberAssignment {
-  return {
-    userId,
-    provider: entry.provider,
-    phoneNumber: entry.phoneNumber,
-    isDefault: entry.isDefault,
-    isInboundEnabled: entry.isInboundEnabled,
-    ...(entry.label === undefined ? {} : { label: entry.label }),
-    createdAt: entry.createdAt.toISOString(),
-    updatedAt: entry.updatedAt.toISOString()
-  }
+/** Recorded in the events of the changes a request makes. */
+function changeBy (request: FastifyRequest): ChangeContext {
+  return { actor: actorOf(request), requestId: request.id }
 }
 
 /** An id as the contract shows it: the hex of an ObjectId, or the stored value as text (other code's ids). */
@@ -103,7 +96,8 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
       const result = await store.assign(
         new ObjectId(request.params.organizationId),
         new ObjectId(targetUserId),
-        { provider, phoneNumber, isDefault, isInboundEnabled, label }
+        { provider, phoneNumber, isDefault, isInboundEnabled, label },
+        changeBy(request)
       )
       if (result.status !== 'assigned') throw failureOf(result, provider, phoneNumber)
       return {
@@ -122,7 +116,8 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
       const result = await store.remove(
         new ObjectId(request.params.organizationId),
         new ObjectId(targetUserId),
-        { provider, phoneNumber }
+        { provider, phoneNumber },
+        changeBy(request)
       )
       if (result.status !== 'removed') throw failureOf(result, provider, phoneNumber)
       return { success: true, message: `${provider} phone number removed` } as const
@@ -142,7 +137,7 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
         toUserId: new ObjectId(toUserId),
         isDefault,
         label
-      })
+      }, changeBy(request))
       if (result.status !== 'transferred') throw failureOf(result, provider, phoneNumber)
       return {
         success: true,
@@ -171,6 +166,21 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
         userId: idText(holder.userId),
         ...(typeof label === 'string' ? { label } : {})
       }
+    }
+  })
+
+  fastify.route({
+    ...GetOrganizationsPhoneNumbersEvents,
+    handler: async (request) => {
+      const { phoneNumber, targetUserId, type, after } = request.query
+      const result = await store.listEvents(
+        new ObjectId(request.params.organizationId),
+        { phoneNumber, type, userId: targetUserId === undefined ? undefined : new ObjectId(targetUserId) },
+        { limit: request.query.limit ?? DEFAULT_PAGE_SIZE, after }
+      )
+      if (result.status === 'organization-not-found') throw new OrganizationNotFoundError()
+      if (result.status === 'unknown-cursor') throw new ValidationError('querystring/after is not the id of an event of this organization')
+      return { events: result.events.map(toEventJson), nextCursor: result.next ?? null }
     }
   })
 

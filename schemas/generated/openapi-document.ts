@@ -347,6 +347,103 @@ paths:
           $ref: '#/components/responses/ServiceUnavailable'
       security:
         - bearerAuth: []
+  /api/organizations/{organizationId}/phone-numbers/events:
+    get:
+      tags:
+        - Organizations
+      summary: Read the change log of the organization's phone numbers (SuperAdmin only)
+      description: >-
+        Every stored change to an assignment, oldest first: \`assigned\`,
+        \`updated\` (including a default flag cleared by another request),
+        \`removed\` and \`transferred\`. Each event carries the entry before and
+        after the change, the caller who made it and the request id. A
+        request that changes nothing, or is refused, records nothing. To
+        follow the log, pass the id of the last event you processed as
+        \`after\`: the answer holds exactly the events recorded since, none
+        twice and none skipped. \`nextCursor\` is the id to pass next while
+        more events follow, and null at the end. An event appears here a
+        moment after its change (the log shows the changes that are at least
+        \`eventVisibilityDelayMs\` old, 1 s by default), so that late writers
+        can never slip behind a reader's cursor.
+      operationId: get_organizations_phone_numbers_events
+      x-addition: true
+      parameters:
+        - in: path
+          name: organizationId
+          required: true
+          description: The organization's id (a 24-character hexadecimal ObjectId).
+          schema:
+            type: string
+            pattern: '^[0-9a-fA-F]{24}$'
+        - in: query
+          name: phoneNumber
+          required: false
+          description: Only the events of this number (E.164, URL-encoded \`%2B...\`).
+          schema:
+            type: string
+            pattern: '^\\+[1-9]\\d{1,14}$'
+        - in: query
+          name: targetUserId
+          required: false
+          description: Only the events of this user's assignments (for a transfer, either user).
+          schema:
+            type: string
+            pattern: '^[0-9a-fA-F]{24}$'
+        - in: query
+          name: type
+          required: false
+          description: Only the events of this type.
+          schema:
+            type: string
+            enum:
+              - assigned
+              - updated
+              - removed
+              - transferred
+        - in: query
+          name: limit
+          required: false
+          description: Most events in the page.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 1000
+            default: 100
+        - in: query
+          name: after
+          required: false
+          description: >-
+            An event id of this organization (a previous page's \`nextCursor\`,
+            or the last event you processed): the page starts right after it.
+            An id that is not an event of this organization answers 400.
+          schema:
+            type: string
+            pattern: '^[0-9a-f]{24}$'
+      responses:
+        '200':
+          description: One page of the organization's change log
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/PhoneNumberEventList'
+        '400':
+          $ref: '#/components/responses/ValidationError'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: Organization not found
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OrganizationErrorResponse'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/ServiceUnavailable'
+      security:
+        - bearerAuth: []
   /api/phone-numbers/{phoneNumber}/inbound-route:
     get:
       tags:
@@ -809,6 +906,130 @@ components:
         organizationId: 5f7b1c2e8a1d4e0012c3b4a5
         userId: 5f7b1c2e8a1d4e0012c3b4a6
         label: Main Outbound
+    PhoneNumberEvent:
+      type: object
+      x-addition: true
+      description: >-
+        One stored change to one assignment. Also the body of a webhook
+        delivery, and what a host's \`onEvent\` receives.
+      properties:
+        id:
+          type: string
+          pattern: '^[0-9a-f]{24}$'
+          description: Unique and stable; use it to de-duplicate deliveries.
+        type:
+          type: string
+          enum:
+            - assigned
+            - updated
+            - removed
+            - transferred
+        at:
+          type: string
+          format: date-time
+          description: When the change was made.
+        organizationId:
+          type: string
+          pattern: '^[0-9a-fA-F]{24}$'
+        userId:
+          type: string
+          pattern: '^[0-9a-fA-F]{24}$'
+          description: The user whose assignment changed; for a transfer, the user who holds it now.
+        fromUserId:
+          type: string
+          pattern: '^[0-9a-fA-F]{24}$'
+          description: For a transfer, the user who held it before.
+        provider:
+          type: string
+          enum:
+            - twilio
+            - sinch
+            - textgrid
+        phoneNumber:
+          type: string
+          pattern: '^\\+[1-9]\\d{1,14}$'
+        before:
+          description: The entry as stored before the change; null for \`assigned\`.
+          nullable: true
+          allOf:
+            - $ref: '#/components/schemas/PhoneNumberAssignment'
+        after:
+          description: The entry as stored after the change; null for \`removed\`.
+          nullable: true
+          allOf:
+            - $ref: '#/components/schemas/PhoneNumberAssignment'
+        actor:
+          $ref: '#/components/schemas/PhoneNumberEventActor'
+        requestId:
+          type: string
+          nullable: true
+          description: The id of the request that made the change (null when made from code).
+      required:
+        - id
+        - type
+        - at
+        - organizationId
+        - userId
+        - provider
+        - phoneNumber
+        - before
+        - after
+        - actor
+        - requestId
+      additionalProperties: false
+      example:
+        id: 6750a1f0c2b3d4e5f6a7b8c9
+        type: assigned
+        at: '2026-01-05T10:00:00.000Z'
+        organizationId: 5f7b1c2e8a1d4e0012c3b4a5
+        userId: 5f7b1c2e8a1d4e0012c3b4a6
+        provider: twilio
+        phoneNumber: '+14165550102'
+        before: null
+        after:
+          userId: 5f7b1c2e8a1d4e0012c3b4a6
+          provider: twilio
+          phoneNumber: '+14165550102'
+          isDefault: true
+          isInboundEnabled: true
+          label: Main Outbound
+          createdAt: '2026-01-05T10:00:00.000Z'
+          updatedAt: '2026-01-05T10:00:00.000Z'
+        actor:
+          sub: 5f7b1c2e8a1d4e0012c3b4a9
+          role: SUPERADMIN
+        requestId: req-1
+    PhoneNumberEventActor:
+      type: object
+      x-addition: true
+      description: The verified token's subject and role (null when the token has none, or the change was made from code).
+      properties:
+        sub:
+          type: string
+          nullable: true
+        role:
+          type: string
+          nullable: true
+      required:
+        - sub
+        - role
+      additionalProperties: false
+    PhoneNumberEventList:
+      type: object
+      x-addition: true
+      properties:
+        events:
+          type: array
+          items:
+            $ref: '#/components/schemas/PhoneNumberEvent'
+        nextCursor:
+          type: string
+          nullable: true
+          description: Pass it as \`after\` for the next page; null when no more events are recorded yet.
+      required:
+        - events
+        - nextCursor
+      additionalProperties: false
     HealthResponse:
       type: object
       x-addition: true
@@ -1292,6 +1513,128 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           },
           415: {
             $ref: '#/components/responses/UnsupportedMediaType'
+          },
+          500: {
+            $ref: '#/components/responses/InternalError'
+          },
+          503: {
+            $ref: '#/components/responses/ServiceUnavailable'
+          }
+        },
+        security: [
+          {
+            bearerAuth: []
+          }
+        ]
+      }
+    },
+    '/api/organizations/{organizationId}/phone-numbers/events': {
+      get: {
+        tags: [
+          'Organizations'
+        ],
+        summary: "Read the change log of the organization's phone numbers (SuperAdmin only)",
+        description: "Every stored change to an assignment, oldest first: `assigned`, `updated` (including a default flag cleared by another request), `removed` and `transferred`. Each event carries the entry before and after the change, the caller who made it and the request id. A request that changes nothing, or is refused, records nothing. To follow the log, pass the id of the last event you processed as `after`: the answer holds exactly the events recorded since, none twice and none skipped. `nextCursor` is the id to pass next while more events follow, and null at the end. An event appears here a moment after its change (the log shows the changes that are at least `eventVisibilityDelayMs` old, 1 s by default), so that late writers can never slip behind a reader's cursor.",
+        operationId: 'get_organizations_phone_numbers_events',
+        'x-addition': true,
+        parameters: [
+          {
+            in: 'path',
+            name: 'organizationId',
+            required: true,
+            description: "The organization's id (a 24-character hexadecimal ObjectId).",
+            schema: {
+              type: 'string',
+              pattern: '^[0-9a-fA-F]{24}$'
+            }
+          },
+          {
+            in: 'query',
+            name: 'phoneNumber',
+            required: false,
+            description: 'Only the events of this number (E.164, URL-encoded `%2B...`).',
+            schema: {
+              type: 'string',
+              pattern: '^\\+[1-9]\\d{1,14}$'
+            }
+          },
+          {
+            in: 'query',
+            name: 'targetUserId',
+            required: false,
+            description: "Only the events of this user's assignments (for a transfer, either user).",
+            schema: {
+              type: 'string',
+              pattern: '^[0-9a-fA-F]{24}$'
+            }
+          },
+          {
+            in: 'query',
+            name: 'type',
+            required: false,
+            description: 'Only the events of this type.',
+            schema: {
+              type: 'string',
+              enum: [
+                'assigned',
+                'updated',
+                'removed',
+                'transferred'
+              ]
+            }
+          },
+          {
+            in: 'query',
+            name: 'limit',
+            required: false,
+            description: 'Most events in the page.',
+            schema: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1000,
+              default: 100
+            }
+          },
+          {
+            in: 'query',
+            name: 'after',
+            required: false,
+            description: "An event id of this organization (a previous page's `nextCursor`, or the last event you processed): the page starts right after it. An id that is not an event of this organization answers 400.",
+            schema: {
+              type: 'string',
+              pattern: '^[0-9a-f]{24}$'
+            }
+          }
+        ],
+        responses: {
+          200: {
+            description: "One page of the organization's change log",
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/PhoneNumberEventList'
+                }
+              }
+            }
+          },
+          400: {
+            $ref: '#/components/responses/ValidationError'
+          },
+          401: {
+            $ref: '#/components/responses/Unauthorized'
+          },
+          403: {
+            $ref: '#/components/responses/Forbidden'
+          },
+          404: {
+            description: 'Organization not found',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/OrganizationErrorResponse'
+                }
+              }
+            }
           },
           500: {
             $ref: '#/components/responses/InternalError'
@@ -1900,6 +2243,165 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           userId: '5f7b1c2e8a1d4e0012c3b4a6',
           label: 'Main Outbound'
         }
+      },
+      PhoneNumberEvent: {
+        type: 'object',
+        'x-addition': true,
+        description: "One stored change to one assignment. Also the body of a webhook delivery, and what a host's `onEvent` receives.",
+        properties: {
+          id: {
+            type: 'string',
+            pattern: '^[0-9a-f]{24}$',
+            description: 'Unique and stable; use it to de-duplicate deliveries.'
+          },
+          type: {
+            type: 'string',
+            enum: [
+              'assigned',
+              'updated',
+              'removed',
+              'transferred'
+            ]
+          },
+          at: {
+            type: 'string',
+            format: 'date-time',
+            description: 'When the change was made.'
+          },
+          organizationId: {
+            type: 'string',
+            pattern: '^[0-9a-fA-F]{24}$'
+          },
+          userId: {
+            type: 'string',
+            pattern: '^[0-9a-fA-F]{24}$',
+            description: 'The user whose assignment changed; for a transfer, the user who holds it now.'
+          },
+          fromUserId: {
+            type: 'string',
+            pattern: '^[0-9a-fA-F]{24}$',
+            description: 'For a transfer, the user who held it before.'
+          },
+          provider: {
+            type: 'string',
+            enum: [
+              'twilio',
+              'sinch',
+              'textgrid'
+            ]
+          },
+          phoneNumber: {
+            type: 'string',
+            pattern: '^\\+[1-9]\\d{1,14}$'
+          },
+          before: {
+            description: 'The entry as stored before the change; null for `assigned`.',
+            nullable: true,
+            allOf: [
+              {
+                $ref: '#/components/schemas/PhoneNumberAssignment'
+              }
+            ]
+          },
+          after: {
+            description: 'The entry as stored after the change; null for `removed`.',
+            nullable: true,
+            allOf: [
+              {
+                $ref: '#/components/schemas/PhoneNumberAssignment'
+              }
+            ]
+          },
+          actor: {
+            $ref: '#/components/schemas/PhoneNumberEventActor'
+          },
+          requestId: {
+            type: 'string',
+            nullable: true,
+            description: 'The id of the request that made the change (null when made from code).'
+          }
+        },
+        required: [
+          'id',
+          'type',
+          'at',
+          'organizationId',
+          'userId',
+          'provider',
+          'phoneNumber',
+          'before',
+          'after',
+          'actor',
+          'requestId'
+        ],
+        additionalProperties: false,
+        example: {
+          id: '6750a1f0c2b3d4e5f6a7b8c9',
+          type: 'assigned',
+          at: '2026-01-05T10:00:00.000Z',
+          organizationId: '5f7b1c2e8a1d4e0012c3b4a5',
+          userId: '5f7b1c2e8a1d4e0012c3b4a6',
+          provider: 'twilio',
+          phoneNumber: '+14165550102',
+          before: null,
+          after: {
+            userId: '5f7b1c2e8a1d4e0012c3b4a6',
+            provider: 'twilio',
+            phoneNumber: '+14165550102',
+            isDefault: true,
+            isInboundEnabled: true,
+            label: 'Main Outbound',
+            createdAt: '2026-01-05T10:00:00.000Z',
+            updatedAt: '2026-01-05T10:00:00.000Z'
+          },
+          actor: {
+            sub: '5f7b1c2e8a1d4e0012c3b4a9',
+            role: 'SUPERADMIN'
+          },
+          requestId: 'req-1'
+        }
+      },
+      PhoneNumberEventActor: {
+        type: 'object',
+        'x-addition': true,
+        description: "The verified token's subject and role (null when the token has none, or the change was made from code).",
+        properties: {
+          sub: {
+            type: 'string',
+            nullable: true
+          },
+          role: {
+            type: 'string',
+            nullable: true
+          }
+        },
+        required: [
+          'sub',
+          'role'
+        ],
+        additionalProperties: false
+      },
+      PhoneNumberEventList: {
+        type: 'object',
+        'x-addition': true,
+        properties: {
+          events: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/PhoneNumberEvent'
+            }
+          },
+          nextCursor: {
+            type: 'string',
+            nullable: true,
+            description: 'Pass it as `after` for the next page; null when no more events are recorded yet.'
+          }
+        },
+        required: [
+          'events',
+          'nextCursor'
+        ],
+        additionalProperties: false
       },
       HealthResponse: {
         type: 'object',

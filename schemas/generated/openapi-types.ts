@@ -49,6 +49,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/organizations/{organizationId}/phone-numbers/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the change log of the organization's phone numbers (SuperAdmin only)
+         * @description Every stored change to an assignment, oldest first: `assigned`, `updated` (including a default flag cleared by another request), `removed` and `transferred`. Each event carries the entry before and after the change, the caller who made it and the request id. A request that changes nothing, or is refused, records nothing. To follow the log, pass the id of the last event you processed as `after`: the answer holds exactly the events recorded since, none twice and none skipped. `nextCursor` is the id to pass next while more events follow, and null at the end. An event appears here a moment after its change (the log shows the changes that are at least `eventVisibilityDelayMs` old, 1 s by default), so that late writers can never slip behind a reader's cursor.
+         */
+        get: operations["get_organizations_phone_numbers_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/phone-numbers/{phoneNumber}/inbound-route": {
         parameters: {
             query?: never;
@@ -300,6 +320,70 @@ export interface components {
             /** @description The holder (hex ObjectId when stored as one). */
             userId: string;
             label?: string;
+        };
+        /**
+         * @description One stored change to one assignment. Also the body of a webhook delivery, and what a host's `onEvent` receives.
+         * @example {
+         *       "id": "6750a1f0c2b3d4e5f6a7b8c9",
+         *       "type": "assigned",
+         *       "at": "2026-01-05T10:00:00.000Z",
+         *       "organizationId": "5f7b1c2e8a1d4e0012c3b4a5",
+         *       "userId": "5f7b1c2e8a1d4e0012c3b4a6",
+         *       "provider": "twilio",
+         *       "phoneNumber": "+14165550102",
+         *       "before": null,
+         *       "after": {
+         *         "userId": "5f7b1c2e8a1d4e0012c3b4a6",
+         *         "provider": "twilio",
+         *         "phoneNumber": "+14165550102",
+         *         "isDefault": true,
+         *         "isInboundEnabled": true,
+         *         "label": "Main Outbound",
+         *         "createdAt": "2026-01-05T10:00:00.000Z",
+         *         "updatedAt": "2026-01-05T10:00:00.000Z"
+         *       },
+         *       "actor": {
+         *         "sub": "5f7b1c2e8a1d4e0012c3b4a9",
+         *         "role": "SUPERADMIN"
+         *       },
+         *       "requestId": "req-1"
+         *     }
+         */
+        PhoneNumberEvent: {
+            /** @description Unique and stable; use it to de-duplicate deliveries. */
+            id: string;
+            /** @enum {string} */
+            type: "assigned" | "updated" | "removed" | "transferred";
+            /**
+             * Format: date-time
+             * @description When the change was made.
+             */
+            at: string;
+            organizationId: string;
+            /** @description The user whose assignment changed; for a transfer, the user who holds it now. */
+            userId: string;
+            /** @description For a transfer, the user who held it before. */
+            fromUserId?: string;
+            /** @enum {string} */
+            provider: "twilio" | "sinch" | "textgrid";
+            phoneNumber: string;
+            /** @description The entry as stored before the change; null for `assigned`. */
+            before: components["schemas"]["PhoneNumberAssignment"] | null;
+            /** @description The entry as stored after the change; null for `removed`. */
+            after: components["schemas"]["PhoneNumberAssignment"] | null;
+            actor: components["schemas"]["PhoneNumberEventActor"];
+            /** @description The id of the request that made the change (null when made from code). */
+            requestId: string | null;
+        };
+        /** @description The verified token's subject and role (null when the token has none, or the change was made from code). */
+        PhoneNumberEventActor: {
+            sub: string | null;
+            role: string | null;
+        };
+        PhoneNumberEventList: {
+            events: components["schemas"]["PhoneNumberEvent"][];
+            /** @description Pass it as `after` for the next page; null when no more events are recorded yet. */
+            nextCursor: string | null;
         };
         HealthResponse: {
             /** @enum {string} */
@@ -611,6 +695,54 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    get_organizations_phone_numbers_events: {
+        parameters: {
+            query?: {
+                /** @description Only the events of this number (E.164, URL-encoded `%2B...`). */
+                phoneNumber?: string;
+                /** @description Only the events of this user's assignments (for a transfer, either user). */
+                targetUserId?: string;
+                /** @description Only the events of this type. */
+                type?: "assigned" | "updated" | "removed" | "transferred";
+                /** @description Most events in the page. */
+                limit?: number;
+                /** @description An event id of this organization (a previous page's `nextCursor`, or the last event you processed): the page starts right after it. An id that is not an event of this organization answers 400. */
+                after?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The organization's id (a 24-character hexadecimal ObjectId). */
+                organizationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the organization's change log */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneNumberEventList"];
+                };
+            };
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Organization not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrganizationErrorResponse"];
+                };
+            };
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

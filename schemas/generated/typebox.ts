@@ -95,6 +95,34 @@ export const InboundRoute = Type.Object({
 }, { description: 'Where inbound calls and messages to a number go.', additionalProperties: false })
 export type InboundRoute = Static<typeof InboundRoute>
 
+export const PhoneNumberEventActor = Type.Object({
+  sub: Type.Union([Type.String(), Type.Null()]),
+  role: Type.Union([Type.String(), Type.Null()])
+}, { description: "The verified token's subject and role (null when the token has none, or the change was made from code).", additionalProperties: false })
+export type PhoneNumberEventActor = Static<typeof PhoneNumberEventActor>
+
+export const PhoneNumberEvent = Type.Object({
+  id: Type.String({ pattern: '^[0-9a-f]{24}$', description: 'Unique and stable; use it to de-duplicate deliveries.' }),
+  type: Type.Unsafe<'assigned' | 'updated' | 'removed' | 'transferred'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['assigned', 'updated', 'removed', 'transferred'] }),
+  at: Type.String({ format: 'date-time', description: 'When the change was made.' }),
+  organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$' }),
+  userId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'The user whose assignment changed; for a transfer, the user who holds it now.' }),
+  fromUserId: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'For a transfer, the user who held it before.' })),
+  provider: Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'] }),
+  phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$' }),
+  before: Type.Union([Type.Intersect([PhoneNumberAssignment], { description: 'The entry as stored before the change; null for `assigned`.' }), Type.Null()]),
+  after: Type.Union([Type.Intersect([PhoneNumberAssignment], { description: 'The entry as stored after the change; null for `removed`.' }), Type.Null()]),
+  actor: PhoneNumberEventActor,
+  requestId: Type.Union([Type.String({ description: 'The id of the request that made the change (null when made from code).' }), Type.Null()])
+}, { description: "One stored change to one assignment. Also the body of a webhook delivery, and what a host's `onEvent` receives.", additionalProperties: false })
+export type PhoneNumberEvent = Static<typeof PhoneNumberEvent>
+
+export const PhoneNumberEventList = Type.Object({
+  events: Type.Array(PhoneNumberEvent),
+  nextCursor: Type.Union([Type.String({ description: 'Pass it as `after` for the next page; null when no more events are recorded yet.' }), Type.Null()])
+}, { additionalProperties: false })
+export type PhoneNumberEventList = Static<typeof PhoneNumberEventList>
+
 export const HealthResponse = Type.Object({
   status: Type.Unsafe<'ok' | 'unavailable'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['ok', 'unavailable'] }),
   database: Type.Unsafe<'up' | 'down'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['up', 'down'] })
@@ -205,6 +233,33 @@ export const PostOrganizationsPhoneNumbersTransfer = {
   }
 } as const
 
+export const GetOrganizationsPhoneNumbersEvents = {
+  method: 'GET',
+  url: '/api/organizations/:organizationId/phone-numbers/events',
+  schema: {
+    operationId: 'get_organizations_phone_numbers_events',
+    params: Type.Object({
+      organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "The organization's id (a 24-character hexadecimal ObjectId)." })
+    }),
+    querystring: Type.Object({
+      phoneNumber: Type.Optional(Type.String({ pattern: '^\\+[1-9]\\d{1,14}$', description: 'Only the events of this number (E.164, URL-encoded `%2B...`).' })),
+      targetUserId: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "Only the events of this user's assignments (for a transfer, either user)." })),
+      type: Type.Optional(Type.Unsafe<'assigned' | 'updated' | 'removed' | 'transferred'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['assigned', 'updated', 'removed', 'transferred'], description: 'Only the events of this type.' })),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Most events in the page.' })),
+      after: Type.Optional(Type.String({ pattern: '^[0-9a-f]{24}$', description: "An event id of this organization (a previous page's `nextCursor`, or the last event you processed): the page starts right after it. An id that is not an event of this organization answers 400." }))
+    }),
+    response: {
+      200: PhoneNumberEventList,
+      400: OrganizationErrorResponse,
+      401: OrganizationErrorResponse,
+      403: OrganizationErrorResponse,
+      404: OrganizationErrorResponse,
+      500: OrganizationErrorResponse,
+      503: OrganizationErrorResponse
+    }
+  }
+} as const
+
 export const GetPhoneNumbersInboundRoute = {
   method: 'GET',
   url: '/api/phone-numbers/:phoneNumber/inbound-route',
@@ -269,6 +324,7 @@ export const operations = {
   delete_organizations_phone_numbers: DeleteOrganizationsPhoneNumbers,
   get_organizations_phone_numbers: GetOrganizationsPhoneNumbers,
   post_organizations_phone_numbers_transfer: PostOrganizationsPhoneNumbersTransfer,
+  get_organizations_phone_numbers_events: GetOrganizationsPhoneNumbersEvents,
   get_phone_numbers_inbound_route: GetPhoneNumbersInboundRoute,
   get_health: GetHealth,
   get_openapi_json: GetOpenapiJson,

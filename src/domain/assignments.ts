@@ -66,7 +66,7 @@ function isValidDate (value: unknown): value is Date {
 }
 
 /** A stored date as a Date, when it can be read as one (other code may store strings or numbers). */
-function readDate (value: unknown): Date | undefined {
+export function readDate (value: unknown): Date | undefined {
   if (isValidDate(value)) return value
   if (typeof value !== 'string' && typeof value !== 'number') return undefined
   const date = new Date(value)

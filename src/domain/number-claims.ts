@@ -19,6 +19,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Collection, ObjectId } from 'mongodb'
 import type { Provider } from './assignments.js'
+import type { StoredEvent } from './change-events.js'
 
 export interface InboundHolder { userId: ObjectId, provider: Provider }
 
@@ -32,6 +33,8 @@ export interface PendingTransfer {
   toUserId: ObjectId
   /** Past the commit point: the target holds the number (and its route); the source's copy goes next. */
   committed: boolean
+  /** From the commit point: the `transferred` event the source's removal carries (whoever finishes the transfer). */
+  event?: StoredEvent
 }
 
 export interface ClaimDocument {
@@ -148,11 +151,11 @@ export function createNumberClaims (claims: Collection<ClaimDocument>, options: 
   }
 
   /** The commit point: the route moves to the target in the same single-document write. */
-  async function commitTransfer (phoneNumber: string, transfer: PendingTransfer, routesInbound: boolean): Promise<boolean> {
+  async function commitTransfer (phoneNumber: string, transfer: PendingTransfer, routesInbound: boolean, event: StoredEvent): Promise<boolean> {
     const { matchedCount } = await claims.updateOne(
       { _id: phoneNumber, 'transfer.id': transfer.id },
       {
-        $set: { 'transfer.committed': true, ...(routesInbound ? { inbound: { userId: transfer.toUserId, provider: transfer.provider } } : {}) },
+        $set: { 'transfer.committed': true, 'transfer.event': event, ...(routesInbound ? { inbound: { userId: transfer.toUserId, provider: transfer.provider } } : {}) },
         $inc: { rev: 1 }
       }
     )

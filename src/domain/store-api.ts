@@ -7,6 +7,8 @@ import type { ObjectId } from 'mongodb'
 import type { AssignmentInput, AssignmentKey, Provider, StoredAssignment } from './assignments.js'
 import type { NumberHolder } from './number-holders.js'
 import type { ListFilter, ListPosition } from './listing.js'
+import type { ChangeContext } from './change-events.js'
+import type { EventFilter, EventPage, EventPageRequest } from './event-log.js'
 
 export interface PhoneNumberStoreOptions {
   /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
@@ -34,6 +36,20 @@ export interface PhoneNumberStoreOptions {
    * Default 10000.
    */
   claimLeaseMs?: number | undefined
+  /** Collection of the change log (one document per stored change). Default `phoneNumberEvents`. */
+  eventsCollection?: string | undefined
+  /**
+   * The log shows events at least this old, in ms, so that an event a slow
+   * flush inserts late never lands behind a reader's cursor (see
+   * event-log.ts). Default 1000.
+   */
+  eventVisibilityDelayMs?: number | undefined
+  /** Collection of pending deliveries; set it to have flushed events queued there for delivery. Default: none. */
+  deliveriesCollection?: string | undefined
+  /** Called after a flush put events in the log (and the deliveries collection). */
+  onEventsLogged?: ((count: number) => void) | undefined
+  /** Errors of the background work (moving events to the log); the work is retried. */
+  onBackgroundError?: ((error: unknown) => void) | undefined
   /** Identifies this store to the others sharing the database (claims record it). Default: a random UUID. */
   instanceId?: string | undefined
   /**
@@ -52,6 +68,8 @@ export type StoreStep =
   | 'transfer:target-written'
   | 'transfer:committed'
   | 'transfer:source-removed'
+  /** Events inserted in the log, not yet taken out of the user's outbox. */
+  | 'events:logged'
 
 export interface ListedAssignment extends StoredAssignment {
   userId: ObjectId
@@ -121,6 +139,8 @@ export type ListResult =
   | { status: 'organization-not-found' }
 
 export type { ListFilter, ListPosition } from './listing.js'
+export type { EventFilter, EventPage, EventPageRequest } from './event-log.js'
+export type { ChangeActor, ChangeContext, LoggedEvent, StoredEvent } from './change-events.js'
 
 export interface ListPage {
   /** Most entries to return. Default: all of them (pass a limit for bounded work). */
@@ -131,11 +151,29 @@ export interface ListPage {
   maxScannedUsers?: number | undefined
 }
 
+/** Who makes a change (recorded in its events), and the time to record (default: now). */
+export interface ChangeOptions extends ChangeContext {
+  now?: Date | undefined
+}
+
+export type EventListResult = EventPage | { status: 'organization-not-found' }
+
 export interface PhoneNumberStore {
-  assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now?: Date): Promise<AssignResult>
-  remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult>
+  /** Every method that changes an assignment records one event per changed assignment, in the same write. */
+  assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, change?: ChangeOptions): Promise<AssignResult>
+  remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey, change?: ChangeOptions): Promise<RemoveResult>
   /** Moves an assignment, inbound route included, between two users of one organization. */
-  transfer (organizationId: ObjectId, input: TransferInput, now?: Date): Promise<TransferResult>
+  transfer (organizationId: ObjectId, input: TransferInput, change?: ChangeOptions): Promise<TransferResult>
+  /** A page of the organization's change log, oldest first. */
+  listEvents (organizationId: ObjectId, filter: EventFilter, request: EventPageRequest): Promise<EventListResult>
+  /** Moves every event still in a user's outbox (a crashed process's) to the log; returns how many users had some. */
+  flushPendingEvents (): Promise<number>
+  /** Resolves once this store has moved every event it recorded to the log. */
+  eventsFlushed (): Promise<void>
+  /** Users whose events wait in this process's queue to be moved to the log. */
+  eventBacklog (): number
+  /** Drops the events recorded before `cutoff` (retention); returns how many. */
+  expireEvents (cutoff: Date): Promise<number>
   /** The organization's assignments in the listing order (user `_id`, phone number, provider), a page at a time. */
   list (organizationId: ObjectId, filter?: ListFilter, page?: ListPage): Promise<ListResult>
   /**
@@ -181,7 +219,9 @@ export const DEFAULT_STORE_OPTIONS = {
   claimsCollection: 'phoneNumberClaims',
   maxWriteAttempts: 10,
   maxNumbersPerUser: 100,
-  claimLeaseMs: 10_000
+  claimLeaseMs: 10_000,
+  eventsCollection: 'phoneNumberEvents',
+  eventVisibilityDelayMs: 1000
 } as const
 
 /** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */

@@ -46,11 +46,18 @@ import {
 import { createNumberClaims, type ClaimDocument, type InboundHolder } from './number-claims.js'
 import { holdersOf, inboundHolders, isAssignment, isSameObjectId, outsideOrganization, type NumberHolder } from './number-holders.js'
 import { listableEntries, listQuery, type ListFilter, type ListPosition } from './listing.js'
+import { createEvent, eventsBetween, type LoggedEvent, type StoredEvent } from './change-events.js'
+import { createEventOutbox, readOutbox } from './event-outbox.js'
+import { createEventLog } from './event-log.js'
 
 import {
   DEFAULT_STORE_OPTIONS,
   type AssignResult,
   type AssignmentHolder,
+  type ChangeOptions,
+  type EventFilter,
+  type EventListResult,
+  type EventPageRequest,
   type ClaimRepair,
   type InboundHeld,
   type ListedAssignment,
@@ -113,12 +120,40 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     db.collection<ClaimDocument>(options.claimsCollection ?? DEFAULT_STORE_OPTIONS.claimsCollection),
     { leaseMs, ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }) }
   )
-  const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1 } }
+  // The outbox is read with the user, so pending events another process left are flushed on the next access.
+  const outboxField = `${field}Outbox`
+  const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1, [outboxField]: 1 } }
   const numberField = `${field}.phoneNumber`
   const providerField = `${field}.provider`
   // Lock order: number, then user; nothing waits for a number while holding a user.
   const queueByNumber = createPerKeyQueue()
   const queueByUser = createPerKeyQueue()
+  const eventsCollection = db.collection<LoggedEvent>(options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection)
+  const outbox = createEventOutbox({
+    users,
+    events: eventsCollection,
+    deliveries: options.deliveriesCollection === undefined ? undefined : db.collection<LoggedEvent>(options.deliveriesCollection),
+    outboxField,
+    withUsers: async (userIds, task) => await withUsers(userIds, task),
+    onLogged: async () => await step('events:logged'),
+    afterFlush: options.onEventsLogged,
+    onError: options.onBackgroundError
+  })
+  const eventLog = createEventLog(eventsCollection, { visibilityDelayMs: options.eventVisibilityDelayMs ?? DEFAULT_STORE_OPTIONS.eventVisibilityDelayMs })
+
+  /** Runs `task` holding the queues of all these users (taken in one order, so two such calls never wait on each other). */
+  async function withUsers<T> (userIds: readonly string[], task: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(userIds)].sort()
+    const hold = async (index: number): Promise<T> => index === sorted.length ? await task() : await queueByUser(sorted[index]!, async () => await hold(index + 1))
+    return await hold(0)
+  }
+
+  /** Users read with events still in their outbox (a crash, another process): flush them. */
+  function noticePendingEvents (documents: ReadonlyArray<Document | null>): void {
+    for (const document of documents) {
+      if (document !== null && readOutbox(document[outboxField]).length > 0) outbox.noticed(document['_id'] as ObjectId)
+    }
+  }
 
   async function step (name: StoreStep): Promise<void> {
     if (onStep !== undefined) await onStep(name)
@@ -159,13 +194,19 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
    * outcome to report. `firstRead` may be stale: the compare-and-swap then
    * misses and the user is read again. No write is sent after `deadline`
    * (the claim's lease, see number-claims.ts).
+   *
+   * Events: `describe` names the changes of the write (none for a write that
+   * only undoes a change nobody was told about); they are pushed to the
+   * user's outbox in the same update, and added to `written` once stored.
    */
   async function writeUser<Outcome> (
     organizationId: ObjectId,
     userId: ObjectId,
     firstRead: Document | null,
     deadline: number,
-    change: (current: StoredAssignment[]) => { next: StoredAssignment[] | undefined, outcome: Outcome }
+    change: (current: StoredAssignment[]) => { next: StoredAssignment[] | undefined, outcome: Outcome },
+    describe: ((current: StoredAssignment[], next: StoredAssignment[]) => StoredEvent[]) | undefined,
+    written: StoredEvent[] = []
   ): Promise<Outcome | typeof USER_NOT_FOUND | typeof CONFLICT | MalformedField> {
     let user = firstRead
     for (let attempt = 1; ; attempt++) {
@@ -174,6 +215,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       const { next, outcome } = change(current)
       if (next === undefined) return outcome
       if (Date.now() > deadline) return CONFLICT
+      const events = describe?.(current, next) ?? []
 
       // A missing revision is matched with null (missing or null), then starts
       // at 1. $eq compares literally: a stored value is never read as an operator.
@@ -181,9 +223,14 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       const nextRevision = typeof revision === 'number' ? revision + 1 : 1
       const { matchedCount } = await users.updateOne(
         { _id: userId, organizationId, [revisionField]: { $eq: revision } },
-        { $set: { [field]: next, [revisionField]: nextRevision } }
+        events.length === 0
+          ? { $set: { [field]: next, [revisionField]: nextRevision } }
+          : { $set: { [field]: next, [revisionField]: nextRevision }, $push: { [outboxField]: { $each: events } } } as Document
       )
-      if (matchedCount === 1) return outcome
+      if (matchedCount === 1) {
+        written.push(...events)
+        return outcome
+      }
       if (attempt >= maxWriteAttempts) return CONFLICT
 
       await sleep(backoffMs(attempt))
@@ -289,12 +336,16 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       ? [transfer.fromUserId, (entry: StoredAssignment) => entry !== undefined]
       // Rolled back: the target's copy goes, unless someone changed it since.
       : [transfer.toUserId, (entry: StoredAssignment) => entry.updatedAt instanceof Date && entry.updatedAt.getTime() === transfer.at.getTime()]
+    // Rolled forward, the source's removal carries the transfer's event (recorded at the commit); a roll-back undoes a change no event announced.
+    const event = transfer.committed ? transfer.event : undefined
+    const written: StoredEvent[] = []
     const outcome = await queueByUser(userId.toHexString(), async () =>
       await writeUser(claim.organizationId, userId, await findUser(userId), startedAt + leaseMs / 2, (current) => {
         const entry = findEntry(current, key)
         const next = entry !== undefined && shouldRemove(entry) ? removeAssignment(current, key) : undefined
         return { next, outcome: DONE }
-      }))
+      }, event === undefined ? undefined : () => [event], written))
+    outbox.recorded(userId, written)
     // The copy is gone (or its user is, or holds no array any more); a conflict leaves the record for the next try.
     if (outcome.status !== 'conflict') await claims.endTransfer(claim._id, transfer)
   }
@@ -354,7 +405,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return otherRoutes.length > 0 ? { status: 'inbound-held', holders: otherRoutes } : undefined
   }
 
-  async function assignOnce (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now: Date): Promise<AssignResult | { status: 'recover', claim: ClaimDocument }> {
+  async function assignOnce (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, change: ChangeOptions): Promise<AssignResult | { status: 'recover', claim: ClaimDocument }> {
+    const now = change.now ?? new Date()
     const startedAt = Date.now()
     const { phoneNumber } = input
     const route = (input.isInboundEnabled ?? true) ? { userId, provider: input.provider } : undefined
@@ -364,6 +416,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       findUsersAndHolders(phoneNumber, [userId]),
       claims.touch(phoneNumber, organizationId, route, new Date(startedAt))
     ])
+    noticePendingEvents(documents)
     const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => await refuseAfterTouch(refusal, touched, phoneNumber, startedAt)
     if (organization === null) return await refuse(ORGANIZATION_NOT_FOUND)
     const user = pick(documents, userId)
@@ -377,16 +430,18 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     if (claimed.status !== 'claimed') return claimed
     await step('assign:claimed')
 
+    const written: StoredEvent[] = []
     const outcome = await writeUser<AssignResult>(organizationId, userId, user, startedAt + leaseMs / 2, (array) => {
       if (array.length >= maxNumbersPerUser && findEntry(array, input) === undefined) return { next: undefined, outcome: limitReached }
       const { next, assignment } = upsertAssignment(array, input, now)
       return { next, outcome: { status: 'assigned', assignment } }
-    })
+    }, describeChanges(organizationId, userId, now, change), written)
     if (outcome.status !== 'assigned') {
       await settle(phoneNumber, startedAt)
       return outcome
     }
     await step('assign:user-written')
+    outbox.recorded(userId, written)
     const claimedRoute = claimed.claim.inbound
     if (route === undefined && claimedRoute != null && isSameObjectId(userId, claimedRoute.userId) && claimedRoute.provider === input.provider) {
       await settle(phoneNumber, startedAt) // the route was switched off: free it for another assignment
@@ -394,17 +449,23 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return outcome
   }
 
-  async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, now = new Date()): Promise<AssignResult> {
+  async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, change: ChangeOptions = {}): Promise<AssignResult> {
     return await queueByNumber(input.phoneNumber, async () =>
-      await withRecovery(async () => await queueByUser(userId.toHexString(), async () => await assignOnce(organizationId, userId, input, now))))
+      await withRecovery(async () => await queueByUser(userId.toHexString(), async () => await assignOnce(organizationId, userId, input, change))))
   }
 
-  async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult> {
+  async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey, change: ChangeOptions = {}): Promise<RemoveResult> {
     return await queueByNumber(key.phoneNumber, async () =>
-      await withRecovery(async () => await queueByUser(userId.toHexString(), async () => await removeOnce(organizationId, userId, key))))
+      await withRecovery(async () => await queueByUser(userId.toHexString(), async () => await removeOnce(organizationId, userId, key, change))))
   }
 
-  async function removeOnce (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey): Promise<RemoveResult | PendingTransferOutcome> {
+  /** The events of one user write: one per assignment it changes. */
+  function describeChanges (organizationId: ObjectId, userId: ObjectId, at: Date, change: ChangeOptions) {
+    return (current: StoredAssignment[], next: StoredAssignment[]): StoredEvent[] =>
+      eventsBetween({ organizationId, userId, at, actor: change.actor, requestId: change.requestId }, current, next)
+  }
+
+  async function removeOnce (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey, change: ChangeOptions): Promise<RemoveResult | PendingTransferOutcome> {
     const startedAt = Date.now()
     const { phoneNumber } = key
     // One round trip: the organization, the user, and the claim touched, so
@@ -423,11 +484,16 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       ? await claimSlowly(phoneNumber, organizationId, undefined, startedAt, true)
       : await claimFor(phoneNumber, organizationId, undefined, startedAt, touched)
     if (claimed.status === 'recover' || claimed.status === 'conflict') return claimed
+    noticePendingEvents([user])
+    const written: StoredEvent[] = []
     const outcome = await writeUser<RemoveResult>(organizationId, userId, user, startedAt + leaseMs / 2, (current) => {
       const next = removeAssignment(current, key)
       return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
-    })
-    if (outcome.status === 'removed') await step('remove:user-written')
+    }, describeChanges(organizationId, userId, change.now ?? new Date(), change), written)
+    if (outcome.status === 'removed') {
+      await step('remove:user-written')
+      outbox.recorded(userId, written)
+    }
     // Whatever happened, the claim may stand for nothing now.
     await settle(phoneNumber, startedAt)
     return outcome
@@ -438,7 +504,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return failure.status === 'user-not-found' ? { status: 'user-not-found', which } : failure
   }
 
-  async function transferOnce (organizationId: ObjectId, input: TransferInput, now: Date): Promise<TransferResult | { status: 'recover', claim: ClaimDocument }> {
+  async function transferOnce (organizationId: ObjectId, input: TransferInput, change: ChangeOptions): Promise<TransferResult | { status: 'recover', claim: ClaimDocument }> {
+    const now = change.now ?? new Date()
     const startedAt = Date.now()
     const deadline = startedAt + leaseMs / 2
     const { phoneNumber, provider, fromUserId, toUserId } = input
@@ -448,6 +515,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       findUsersAndHolders(phoneNumber, [fromUserId, toUserId]),
       claims.touch(phoneNumber, organizationId, undefined, new Date(startedAt))
     ])
+    noticePendingEvents(documents)
     const refuse = async <Refusal>(refusal: Refusal): Promise<Refusal | PendingTransferOutcome> => await refuseAfterTouch(refusal, touched, phoneNumber, startedAt)
     if (organization === null) return await refuse(ORGANIZATION_NOT_FOUND)
     const fromUser = pick(documents, fromUserId)
@@ -481,20 +549,25 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       isInboundEnabled: routesInbound,
       label: input.label ?? (typeof source.label === 'string' ? source.label : undefined)
     }
+    // The target's write announces only the defaults it clears; the move itself is announced by the source's removal, past the commit point.
+    const scope = { organizationId, userId: toUserId, at: now, actor: change.actor, requestId: change.requestId }
+    const targetEvents: StoredEvent[] = []
     const written = await queueByUser(toUserId.toHexString(), async () =>
       await writeUser<TransferResult>(organizationId, toUserId, toUser, deadline, (array) => {
         if (findEntry(array, key) !== undefined) return { next: undefined, outcome: ALREADY_HELD }
         if (array.length >= maxNumbersPerUser) return { next: undefined, outcome: limitReached }
         const { next, assignment } = upsertAssignment(array, moved, now)
         return { next, outcome: { status: 'transferred', assignment } }
-      }))
+      }, (current, next) => eventsBetween(scope, current, next).filter((event) => event.type !== 'assigned'), targetEvents))
     if (written.status !== 'transferred') {
       await claims.endTransfer(phoneNumber, transfer) // nothing was written to either user
       return written.status === 'user-not-found' ? { status: 'user-not-found', which: 'to' } : written
     }
     await step('transfer:target-written')
+    outbox.recorded(toUserId, targetEvents)
 
-    if (!await claims.commitTransfer(phoneNumber, transfer, routesInbound)) {
+    const transferred = createEvent(scope, { type: 'transferred', before: source, after: written.assignment, fromUserId })
+    if (!await claims.commitTransfer(phoneNumber, transfer, routesInbound, transferred)) {
       // Another process found it past the lease and undid it.
       return CONFLICT
     }
@@ -503,16 +576,18 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     // Past the commit point the transfer has happened: if the source's copy
     // cannot go now (the deadline passed, the user kept changing), the claim
     // keeps the record and the next operation on the number removes it.
+    const sourceEvents: StoredEvent[] = []
     const sourceRemoved = await queueByUser(fromUserId.toHexString(), async () =>
-      await writeUser(organizationId, fromUserId, await findUser(fromUserId), deadline, (array) => ({ next: removeAssignment(array, key), outcome: REMOVED })))
+      await writeUser(organizationId, fromUserId, await findUser(fromUserId), deadline, (array) => ({ next: removeAssignment(array, key), outcome: REMOVED }), () => [transferred], sourceEvents))
     if (sourceRemoved.status !== 'removed') return written
     await step('transfer:source-removed')
+    outbox.recorded(fromUserId, sourceEvents)
     await claims.endTransfer(phoneNumber, transfer)
     return written
   }
 
-  async function transfer (organizationId: ObjectId, input: TransferInput, now = new Date()): Promise<TransferResult> {
-    return await queueByNumber(input.phoneNumber, async () => await withRecovery(async () => await transferOnce(organizationId, input, now)))
+  async function transfer (organizationId: ObjectId, input: TransferInput, change: ChangeOptions = {}): Promise<TransferResult> {
+    return await queueByNumber(input.phoneNumber, async () => await withRecovery(async () => await transferOnce(organizationId, input, change)))
   }
 
   async function findInboundRoute (phoneNumber: string, provider?: Provider): Promise<RouteResult> {
@@ -601,8 +676,16 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return caller === null ? undefined : caller
   }
 
+  async function listEvents (organizationId: ObjectId, filter: EventFilter, request: EventPageRequest): Promise<EventListResult> {
+    const [organization, page] = await Promise.all([findOrganization(organizationId), eventLog.page(organizationId, filter, request)])
+    return organization === null ? ORGANIZATION_NOT_FOUND : page
+  }
+
   async function ensureIndexes (): Promise<void> {
     await Promise.all([
+      eventLog.ensureIndexes(),
+      // Finds the users whose outbox still holds events (startup and periodic sweeps).
+      users.createIndex({ [`${outboxField}._id`]: 1 }, { name: `${outboxField}__id`, sparse: true }),
       // Org-scoped listing in its order (pages start at a user _id) and the organizationId part of every write filter.
       users.createIndex({ organizationId: 1, _id: 1 }, { name: 'organizationId_1__id_1' }),
       // Inbound routing and the ownership rules: who holds a number (of a provider).
@@ -610,5 +693,20 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     ])
   }
 
-  return { assign, remove, transfer, list, findInboundRoute, findHolder, findCaller, repairClaim, ensureIndexes }
+  return {
+    assign,
+    remove,
+    transfer,
+    list,
+    listEvents,
+    flushPendingEvents: outbox.sweep,
+    eventsFlushed: outbox.idle,
+    eventBacklog: outbox.backlog,
+    expireEvents: eventLog.expire,
+    findInboundRoute,
+    findHolder,
+    findCaller,
+    repairClaim,
+    ensureIndexes
+  }
 }

@@ -10,7 +10,7 @@ import { LogController, type FastifyHttpOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, Server } from 'node:http'
-import orgPhoneNumbers, { DEFAULT_OPTIONS, replyToFrameworkError, type OrgPhoneNumbersOptions } from '../../plugins/phone-numbers/index.js'
+import orgPhoneNumbers, { createWebhookHandler, DEFAULT_OPTIONS, replyToFrameworkError, type OrgPhoneNumbersOptions } from '../../plugins/phone-numbers/index.js'
 import { GetHealth } from '../../schemas/generated/typebox.js'
 import { databaseNameOf, type ServerConfig } from './config.js'
 import { seedDemoData } from './development.js'
@@ -86,7 +86,22 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
       claimLeaseMs: config.claimLeaseMs,
       // A telephony gateway's service token may carry its own role (ROUTE_LOOKUP_ROLES).
       canLookUpInboundRoutes: (claims) => typeof claims.role === 'string' && config.routeLookupRoles.includes(claims.role),
-      serveOpenapi: config.serveOpenapi
+      serveOpenapi: config.serveOpenapi,
+      eventsCollection: config.eventsCollection,
+      eventRetentionDays: config.eventRetentionDays,
+      eventVisibilityDelayMs: config.eventVisibilityDelayMs,
+      eventSweepIntervalMs: config.eventSweepIntervalMs,
+      ...(config.webhook === undefined
+        ? {}
+        : {
+            onEvent: createWebhookHandler(config.webhook),
+            eventDelivery: {
+              maxAttempts: config.webhook.maxAttempts,
+              retryBaseMs: config.webhook.retryBaseMs,
+              retryMaxMs: config.webhook.retryMaxMs,
+              leaseMs: config.webhook.leaseMs
+            }
+          })
     }
   }
 }

@@ -96,6 +96,25 @@ export interface ServerConfig {
   headersTimeoutMs: number
   /** An idle keep-alive connection is closed after this time. */
   keepAliveTimeoutMs: number
+  /** Collection of the change log. */
+  eventsCollection: string
+  /** Delete events older than this; undefined: keep them. */
+  eventRetentionDays: number | undefined
+  /** The log shows events at least this old (ms). */
+  eventVisibilityDelayMs: number
+  /** How often events a crashed process left behind are looked for (ms). */
+  eventSweepIntervalMs: number
+  /** Where every change event is POSTed, signed with `webhookSecret`; undefined: no webhook. */
+  webhook: WebhookConfig | undefined
+}
+
+export interface WebhookConfig {
+  url: string
+  secret: string
+  maxAttempts: number
+  retryBaseMs: number
+  retryMaxMs: number
+  leaseMs: number
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -189,6 +208,23 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
   // Node refuses a headers timeout longer than the request timeout.
   if (headersTimeoutMs > requestTimeoutMs) problems.push(`HEADERS_TIMEOUT_MS=${headersTimeoutMs} must not exceed REQUEST_TIMEOUT_MS=${requestTimeoutMs}`)
 
+  const webhookUrl = optionalText('WEBHOOK_URL')
+  const webhookSecret = optionalText('WEBHOOK_SECRET')
+  if ((webhookUrl === undefined) !== (webhookSecret === undefined)) problems.push('WEBHOOK_URL and WEBHOOK_SECRET go together: set both to deliver events, or neither')
+  if (webhookUrl !== undefined && !URL.canParse(webhookUrl)) problems.push(`WEBHOOK_URL=${webhookUrl} must be an absolute http(s) URL`)
+  else if (webhookUrl !== undefined && !/^https?:$/.test(new URL(webhookUrl).protocol)) problems.push(`WEBHOOK_URL=${webhookUrl} must use http or https`)
+  if (webhookSecret !== undefined && webhookSecret.length < 32) problems.push('WEBHOOK_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)')
+  const webhook: WebhookConfig | undefined = webhookUrl === undefined || webhookSecret === undefined
+    ? undefined
+    : {
+        url: webhookUrl,
+        secret: webhookSecret,
+        maxAttempts: integer('WEBHOOK_MAX_ATTEMPTS', 25, 1, 1000),
+        retryBaseMs: integer('WEBHOOK_RETRY_BASE_MS', 1000, 10, 3_600_000),
+        retryMaxMs: integer('WEBHOOK_RETRY_MAX_MS', 300_000, 10, 86_400_000),
+        leaseMs: integer('WEBHOOK_LEASE_MS', 30_000, 1000, 3_600_000)
+      }
+
   const config: ServerConfig = {
     port: integer('PORT', 2212, 0, 65535),
     host: text('HOST', '127.0.0.1'),
@@ -215,7 +251,12 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),
     requestTimeoutMs,
     headersTimeoutMs,
-    keepAliveTimeoutMs: integer('KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000)
+    keepAliveTimeoutMs: integer('KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
+    eventsCollection: name('EVENTS_COLLECTION', DEFAULT_OPTIONS.eventsCollection),
+    eventRetentionDays: optionalInteger('EVENT_RETENTION_DAYS', 1, 36_500),
+    eventVisibilityDelayMs: integer('EVENT_VISIBILITY_DELAY_MS', DEFAULT_OPTIONS.eventVisibilityDelayMs, 1, 600_000),
+    eventSweepIntervalMs: integer('EVENT_SWEEP_INTERVAL_MS', DEFAULT_OPTIONS.eventSweepIntervalMs, 100, 3_600_000),
+    webhook
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config

@@ -205,7 +205,7 @@ async function crashAfterAssignClaimed (t: Test): Promise<{ world: World, store:
   const crash: CrashSwitch = { at: 'assign:claimed' }
   const store = crashingStore(crash)
   const crashedAt = new Date()
-  await expectCrash(t, store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber }, crashedAt), 'assign:claimed')
+  await expectCrash(t, store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber }, { now: crashedAt }), 'assign:claimed')
   return { world, store, crashedAt }
 }
 
@@ -310,7 +310,7 @@ async function crashAfterInboundSwitchedOff (t: Test): Promise<{ world: World, s
   t.equal((await store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber })).status, 'assigned')
   crash.at = 'assign:user-written'
   const crashedAt = new Date()
-  await expectCrash(t, store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber, isInboundEnabled: false }, crashedAt), 'assign:user-written')
+  await expectCrash(t, store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber, isInboundEnabled: false }, { now: crashedAt }), 'assign:user-written')
   return { world, store, crashedAt }
 }
 
@@ -367,7 +367,7 @@ async function crashAfterRemoveWritten (t: Test): Promise<{ world: World, store:
   const store = crashingStore(crash)
   // The claim's touchedAt is this assign's date: the restarted store's lease counts from it.
   const crashedAt = new Date()
-  t.equal((await store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber }, crashedAt)).status, 'assigned')
+  t.equal((await store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber }, { now: crashedAt })).status, 'assigned')
   crash.at = 'remove:user-written'
   await expectCrash(t, store.remove(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber }), 'remove:user-written')
   return { world, store, crashedAt }
@@ -461,7 +461,7 @@ for (const step of TRANSFER_STEPS) {
           t.equal((await crashed.assign(world.orgA, world.users.A3, { ...number, isInboundEnabled: false, isDefault: false })).status, 'assigned', 'A3 holds an outbound-only copy')
           crash.at = step
           const crashedAt = new Date()
-          await expectCrash(t, crashed.transfer(world.orgA, { ...number, fromUserId: world.users.A1, toUserId: world.users.A2 }, crashedAt), step)
+          await expectCrash(t, crashed.transfer(world.orgA, { ...number, fromUserId: world.users.A1, toUserId: world.users.A2 }, { now: crashedAt }), step)
 
           // Right after the crash: one route, the live one, from either instance.
           const restarted = restartedStore(world)
