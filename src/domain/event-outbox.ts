@@ -17,6 +17,7 @@
  * periodically (events a crashed process left behind).
  */
 import { MongoBulkWriteError, type Collection, type Document, type ObjectId } from 'mongodb'
+import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { LoggedEvent, StoredEvent } from './change-events.js'
 
@@ -88,6 +89,9 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
   const queue = new Map<string, Job>()
   let running: Promise<void> | undefined
   let lastPosition = 0
+  // Flushes run in the context the outbox was created in, not the request that happened to start them:
+  // a host's request-scoped tracing (AsyncLocalStorage) never sees this background work as its own.
+  const background = new AsyncResource('org-phone-numbers:event-outbox')
 
   /** Positions grow within this process, 1000 per millisecond, so one process's events keep their order. */
   function nextPosition (): number {
@@ -104,7 +108,7 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
     } else if (queue.size < maxQueuedUsers) {
       queue.set(key, { userId, events: events === undefined ? undefined : [...events] })
     } // else: the outbox keeps them until the next sweep
-    running ??= run().finally(() => { running = undefined })
+    running ??= background.runInAsyncScope(run).finally(() => { running = undefined })
   }
 
   async function run (): Promise<void> {

@@ -197,7 +197,9 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
    *
    * Events: `describe` names the changes of the write (none for a write that
    * only undoes a change nobody was told about); they are pushed to the
-   * user's outbox in the same update, and added to `written` once stored.
+   * user's outbox in the same update. Once stored, `written` gets the whole
+   * outbox as this write left it (earlier pending events, then its own), in
+   * order, for the caller to flush.
    */
   async function writeUser<Outcome> (
     organizationId: ObjectId,
@@ -228,7 +230,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
           : { $set: { [field]: next, [revisionField]: nextRevision }, $push: { [outboxField]: { $each: events } } } as Document
       )
       if (matchedCount === 1) {
-        written.push(...events)
+        // Events still pending from earlier writes go first: whoever flushes this user keeps their order.
+        written.push(...readOutbox(user?.[outboxField]), ...events)
         return outcome
       }
       if (attempt >= maxWriteAttempts) return CONFLICT
