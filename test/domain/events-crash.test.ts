@@ -202,15 +202,15 @@ t.test('races: concurrent writers of one user and a concurrent sweeper leave one
   const sweeper = FERRETDB ? writers[0]! : createPhoneNumberStore(otherDb, { instanceId: 'sweeper', eventVisibilityDelayMs: VISIBILITY_MS })
   const numbers = Array.from({ length: FERRETDB ? 4 : 8 }, freshNumber)
   const rounds = FERRETDB ? 3 : 6
-  let stopSweeping = false
-  const sweeping = (async () => { while (!stopSweeping) await sweeper.flushPendingEvents() })()
+  const writing = { done: false }
+  const sweeping = (async () => { while (!writing.done) await sweeper.flushPendingEvents() })()
 
   const outcomes = await Promise.all(numbers.flatMap((phoneNumber, n) => Array.from({ length: rounds }, async (_, round) => {
     const store = writers[(n + round) % writers.length]!
     // Every request changes its entry (a new label), so each 'assigned' answer is one stored change.
     return await store.assign(world.org, world.a, { provider: 'twilio', phoneNumber, isDefault: false, label: `round ${round}` })
   })))
-  stopSweeping = true
+  writing.done = true
   await sweeping
   for (const store of [...writers, sweeper]) await store.eventsFlushed()
   await sweeper.flushPendingEvents()
