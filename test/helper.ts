@@ -96,6 +96,7 @@ export async function build (t: Test, options: Partial<OrgPhoneNumbersOptions> =
   const authorization = `Bearer ${sign({ sub: fixture.adminId, role: 'SUPERADMIN' })}`
 
   async function userDocument (userId: string): Promise<Record<string, unknown> | null> {
+    await eventsSettled(db)
     return await db.collection('users').findOne({ _id: new ObjectId(userId) })
   }
   async function phoneNumbersOf (userId: string): Promise<unknown[]> {
@@ -130,4 +131,26 @@ export async function injectEveryOperation (app: FastifyInstance, url: string, h
 
 export function phoneNumbersUrl (organizationId: string): string {
   return `/api/organizations/${organizationId}/phone-numbers`
+}
+
+/**
+ * Waits until no user document holds change events any more. The plugin moves
+ * them from a user's outbox field to the log right after each write, in the
+ * background, so a "nothing was written" comparison of two snapshots must
+ * start from a settled database to see only what happened in between.
+ */
+export async function eventsSettled (db: Db, usersCollection = 'users', outboxField = 'phoneNumbersOutbox'): Promise<void> {
+  for (let waited = 0; await db.collection(usersCollection).countDocuments({ [`${outboxField}._id`]: { $exists: true } }) > 0; waited += 20) {
+    if (waited > 20_000) throw new Error('change events stayed in the user documents for 20 s')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** The users and organizations as stored, once the change events have settled: for "nothing was written". */
+export async function settledSnapshot (db: Db): Promise<{ users: unknown[], organizations: unknown[] }> {
+  await eventsSettled(db)
+  return {
+    users: await db.collection('users').find({}).sort({ _id: 1 }).toArray(),
+    organizations: await db.collection('organizations').find({}).sort({ _id: 1 }).toArray()
+  }
 }

@@ -21,6 +21,7 @@ export interface EventServicesOptions {
   log: FastifyBaseLogger
   instanceId: string
   sweepIntervalMs: number
+  visibilityDelayMs: number
   retentionDays: number | undefined
   onEvent: EventHandler | undefined
   delivery: EventDeliveryOptions & { collection: string }
@@ -63,6 +64,7 @@ export function startEventServices (options: EventServicesOptions): EventService
       deliveries: options.db.collection<DeliveryDocument>(collection),
       handler: options.onEvent,
       instanceId: options.instanceId,
+      visibilityDelayMs: options.visibilityDelayMs,
       onError: (error, event) => log.warn({ err: error, eventId: event?.id }, 'org-phone-numbers: event delivery failed; it will be retried')
     })
   }

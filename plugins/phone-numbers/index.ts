@@ -73,7 +73,13 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
   })
   if (options.createIndexes ?? true) {
     await store.ensureIndexes()
-    if (options.onEvent !== undefined) await db.collection(deliveryCollection).createIndex({ position: 1, _id: 1 }, { name: 'position_1__id_1' })
+    if (options.onEvent !== undefined) {
+      const deliveries = db.collection(deliveryCollection)
+      await Promise.all([
+        deliveries.createIndex({ pending: 1, position: 1, _id: 1 }, { name: 'pending_1_position_1__id_1' }),
+        deliveries.createIndex({ deliveredAt: 1 }, { name: 'deliveredAt_1' })
+      ])
+    }
   }
   fastify.decorate('orgPhoneNumbers', store)
   fastify.addHook('onReady', async () => {
@@ -83,6 +89,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
       log: fastify.log,
       instanceId,
       sweepIntervalMs: options.eventSweepIntervalMs ?? DEFAULT_OPTIONS.eventSweepIntervalMs,
+      visibilityDelayMs: options.eventVisibilityDelayMs ?? DEFAULT_OPTIONS.eventVisibilityDelayMs,
       retentionDays: options.eventRetentionDays,
       onEvent: options.onEvent,
       delivery: { ...options.eventDelivery, collection: deliveryCollection }

@@ -31,6 +31,8 @@ export interface EventDeliveryOptions {
   retryMaxMs?: number | undefined
   /** How often pending deliveries are looked for (retries, other processes' events), in ms. Default 1000. */
   pollIntervalMs?: number | undefined
+  /** How long a delivered event's document is kept, so that a late second copy of it is not delivered again, in ms. Default 900000. */
+  keepDeliveredMs?: number | undefined
 }
 
 export interface OrgPhoneNumbersOptions {
@@ -154,7 +156,7 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   checkPositiveInteger('eventVisibilityDelayMs', options.eventVisibilityDelayMs)
   checkPositiveInteger('eventRetentionDays', options.eventRetentionDays)
   checkPositiveInteger('eventSweepIntervalMs', options.eventSweepIntervalMs)
-  for (const name of ['leaseMs', 'concurrency', 'maxAttempts', 'retryBaseMs', 'retryMaxMs', 'pollIntervalMs'] as const) {
+  for (const name of ['leaseMs', 'concurrency', 'maxAttempts', 'retryBaseMs', 'retryMaxMs', 'pollIntervalMs', 'keepDeliveredMs'] as const) {
     checkPositiveInteger(`eventDelivery.${name}`, options.eventDelivery?.[name])
   }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {

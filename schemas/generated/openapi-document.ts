@@ -910,8 +910,10 @@ components:
       type: object
       x-addition: true
       description: >-
-        One stored change to one assignment. Also the body of a webhook
-        delivery, and what a host's \`onEvent\` receives.
+        One stored change to one assignment: \`before\` is the entry as stored
+        before the change (null for \`assigned\`), \`after\` the entry as stored
+        after it (null for \`removed\`). Also the body of a webhook delivery,
+        and what a host's \`onEvent\` receives.
       properties:
         id:
           type: string
@@ -949,12 +951,10 @@ components:
           type: string
           pattern: '^\\+[1-9]\\d{1,14}$'
         before:
-          description: The entry as stored before the change; null for \`assigned\`.
           nullable: true
           allOf:
             - $ref: '#/components/schemas/PhoneNumberAssignment'
         after:
-          description: The entry as stored after the change; null for \`removed\`.
           nullable: true
           allOf:
             - $ref: '#/components/schemas/PhoneNumberAssignment'
@@ -2247,7 +2247,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
       PhoneNumberEvent: {
         type: 'object',
         'x-addition': true,
-        description: "One stored change to one assignment. Also the body of a webhook delivery, and what a host's `onEvent` receives.",
+        description: "One stored change to one assignment: `before` is the entry as stored before the change (null for `assigned`), `after` the entry as stored after it (null for `removed`). Also the body of a webhook delivery, and what a host's `onEvent` receives.",
         properties: {
           id: {
             type: 'string',
@@ -2295,7 +2295,6 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
             pattern: '^\\+[1-9]\\d{1,14}$'
           },
           before: {
-            description: 'The entry as stored before the change; null for `assigned`.',
             nullable: true,
             allOf: [
               {
@@ -2304,7 +2303,6 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
             ]
           },
           after: {
-            description: 'The entry as stored after the change; null for `removed`.',
             nullable: true,
             allOf: [
               {

@@ -322,7 +322,7 @@ export interface components {
             label?: string;
         };
         /**
-         * @description One stored change to one assignment. Also the body of a webhook delivery, and what a host's `onEvent` receives.
+         * @description One stored change to one assignment: `before` is the entry as stored before the change (null for `assigned`), `after` the entry as stored after it (null for `removed`). Also the body of a webhook delivery, and what a host's `onEvent` receives.
          * @example {
          *       "id": "6750a1f0c2b3d4e5f6a7b8c9",
          *       "type": "assigned",
@@ -367,9 +367,7 @@ export interface components {
             /** @enum {string} */
             provider: "twilio" | "sinch" | "textgrid";
             phoneNumber: string;
-            /** @description The entry as stored before the change; null for `assigned`. */
             before: components["schemas"]["PhoneNumberAssignment"] | null;
-            /** @description The entry as stored after the change; null for `removed`. */
             after: components["schemas"]["PhoneNumberAssignment"] | null;
             actor: components["schemas"]["PhoneNumberEventActor"];
             /** @description The id of the request that made the change (null when made from code). */

@@ -110,11 +110,11 @@ export const PhoneNumberEvent = Type.Object({
   fromUserId: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'For a transfer, the user who held it before.' })),
   provider: Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'] }),
   phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$' }),
-  before: Type.Union([Type.Intersect([PhoneNumberAssignment], { description: 'The entry as stored before the change; null for `assigned`.' }), Type.Null()]),
-  after: Type.Union([Type.Intersect([PhoneNumberAssignment], { description: 'The entry as stored after the change; null for `removed`.' }), Type.Null()]),
+  before: Type.Union([Type.Intersect([PhoneNumberAssignment]), Type.Null()]),
+  after: Type.Union([Type.Intersect([PhoneNumberAssignment]), Type.Null()]),
   actor: PhoneNumberEventActor,
   requestId: Type.Union([Type.String({ description: 'The id of the request that made the change (null when made from code).' }), Type.Null()])
-}, { description: "One stored change to one assignment. Also the body of a webhook delivery, and what a host's `onEvent` receives.", additionalProperties: false })
+}, { description: "One stored change to one assignment: `before` is the entry as stored before the change (null for `assigned`), `after` the entry as stored after it (null for `removed`). Also the body of a webhook delivery, and what a host's `onEvent` receives.", additionalProperties: false })
 export type PhoneNumberEvent = Static<typeof PhoneNumberEvent>
 
 export const PhoneNumberEventList = Type.Object({

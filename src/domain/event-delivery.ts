@@ -2,10 +2,18 @@
  * Delivers logged events to a handler (a host's `onEvent`, the standalone
  * server's webhook) at least once, off the request path.
  *
- * The deliveries collection holds one document per undelivered event (the
- * outbox flush inserts it next to the log's copy); it is deleted once the
- * handler succeeded. So pending deliveries survive a restart, and memory
- * holds one bounded window of them, however long a receiver stays down.
+ * The deliveries collection holds one document per event (the outbox flush
+ * inserts it next to the log's copy, `_id` = event id, `pending: true`). A
+ * delivered one stays for `keepDeliveredMs` as a tombstone, so that a second
+ * flush of the same outbox (two processes, a crash between the flush's
+ * steps) finds its id taken instead of delivering it again. So pending
+ * deliveries survive a restart, and memory holds one bounded window of them,
+ * however long a receiver stays down.
+ *
+ * Like the log (event-log.ts), delivery only considers events at least
+ * `visibilityDelayMs` old: positions come from the flushing processes'
+ * clocks, and an event inserted late must not be overtaken by a later one
+ * of its number.
  *
  * - Order: per phone number, only its oldest pending event is ever
  *   attempted; the next waits until it is delivered (or given up).
@@ -23,6 +31,9 @@ import type { PhoneNumberEvent } from '../../schemas/generated/typebox.js'
 import { toEventJson, type LoggedEvent } from './change-events.js'
 
 export interface DeliveryState {
+  /** Set on insert; removed once delivered or given up. */
+  pending?: true
+  deliveredAt?: Date
   attempts?: number
   nextAttemptAt?: Date
   leaseToken?: string | null
@@ -62,6 +73,10 @@ export interface EventDeliveryOptions {
   retryMaxMs?: number | undefined
   /** A failed attempt (with its event) or a failed read of the deliveries (without). */
   onError?: ((error: unknown, event?: PhoneNumberEvent) => void) | undefined
+  /** Only events at least this old are delivered (see above). Default 1000 ms. */
+  visibilityDelayMs?: number | undefined
+  /** How long a delivered event's document stays, to refuse a second insert of it. Default 900000 ms (15 min). */
+  keepDeliveredMs?: number | undefined
 }
 
 export interface EventDelivery {
@@ -73,6 +88,7 @@ export interface EventDelivery {
 
 /** Pending documents read per pass: the memory bound, whatever the backlog. */
 const WINDOW = 200
+const PURGE_INTERVAL_MS = 60_000
 
 /** Full jitter: anywhere up to the capped exponential pause, so retries of many events spread out. */
 export function retryPauseMs (attempt: number, baseMs: number, maxMs: number): number {
@@ -94,6 +110,9 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
   const maxAttempts = options.maxAttempts ?? 25
   const retryBaseMs = options.retryBaseMs ?? 1000
   const retryMaxMs = options.retryMaxMs ?? 300_000
+  const visibilityDelayMs = options.visibilityDelayMs ?? 1000
+  const keepDeliveredMs = options.keepDeliveredMs ?? 900_000
+  let lastPurge = 0
   const inFlight = new Map<string, Promise<void>>()
   let stopped = false
   let passRunning = false
@@ -119,8 +138,13 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
 
   /** One read of the window: start an attempt for each number whose oldest pending event is due and free. */
   async function pass (): Promise<void> {
+    if (Date.now() - lastPurge > PURGE_INTERVAL_MS) {
+      lastPurge = Date.now()
+      await deliveries.deleteMany({ deliveredAt: { $lt: new Date(lastPurge - keepDeliveredMs) } })
+    }
     if (inFlight.size >= concurrency) return
-    const window = await deliveries.find({ failedAt: { $exists: false } }, { sort: { position: 1, _id: 1 }, limit: WINDOW }).toArray()
+    const horizon = (Date.now() - visibilityDelayMs) * 1000
+    const window = await deliveries.find({ pending: true, position: { $lte: horizon } }, { sort: { position: 1, _id: 1 }, limit: WINDOW }).toArray()
     const now = Date.now()
     const numbersSeen = new Set<string>()
     for (const delivery of window) {
@@ -141,7 +165,7 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
   async function attemptDelivery (seen: DeliveryDocument): Promise<void> {
     const token = randomUUID()
     const leased = await deliveries.findOneAndUpdate(
-      { _id: seen._id, leaseToken: { $eq: seen.leaseToken ?? null }, failedAt: { $exists: false } },
+      { _id: seen._id, leaseToken: { $eq: seen.leaseToken ?? null }, pending: true },
       { $set: { leaseToken: token, leaseUntil: new Date(Date.now() + leaseMs), leasedBy: instanceId }, $inc: { attempts: 1 } },
       { returnDocument: 'after' }
     )
@@ -151,19 +175,18 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
     const mine = { _id: leased._id, leaseToken: token }
     try {
       await withinTime(async (signal) => await handler(event, { signal, attempt }), leaseMs / 2)
-      await deliveries.deleteOne(mine)
+      await deliveries.updateOne(mine, { $set: { deliveredAt: new Date() }, $unset: { pending: '', leaseToken: '', leaseUntil: '', leasedBy: '' } })
     } catch (error) {
       options.onError?.(error, event)
       const giveUp = attempt >= maxAttempts
-      await deliveries.updateOne(mine, {
-        $set: {
-          leaseToken: null,
-          leaseUntil: null,
-          lastError: describe(error),
-          nextAttemptAt: new Date(Date.now() + retryPauseMs(attempt, retryBaseMs, retryMaxMs)),
-          ...(giveUp ? { failedAt: new Date() } : {})
-        }
-      })
+      const state = {
+        leaseToken: null,
+        leaseUntil: null,
+        lastError: describe(error),
+        nextAttemptAt: new Date(Date.now() + retryPauseMs(attempt, retryBaseMs, retryMaxMs))
+      }
+      // Given up: no longer pending (the number's next events go on), kept for an operator.
+      await deliveries.updateOne(mine, giveUp ? { $set: { ...state, failedAt: new Date() }, $unset: { pending: '' } } : { $set: state })
     }
   }
 

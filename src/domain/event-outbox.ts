@@ -29,7 +29,7 @@ export interface EventOutboxOptions {
   users: Collection
   events: Collection<LoggedEvent>
   /** Where pending deliveries go, when the host delivers events; `undefined`: none. */
-  deliveries: Collection<LoggedEvent> | undefined
+  deliveries: Collection<LoggedEvent & { pending: true }> | undefined
   outboxField: string
   /** Runs `task` while this process writes none of these users (the outbox is cleared between their writes). */
   withUsers: <T>(userIds: readonly string[], task: () => Promise<T>) => Promise<T>
@@ -68,10 +68,10 @@ function isDuplicateOnly (error: unknown): boolean {
 }
 
 /** Inserts every document that is not there yet; an `_id` already stored counts as done. */
-async function insertNew (collection: Collection<LoggedEvent>, documents: readonly LoggedEvent[]): Promise<void> {
+async function insertNew<Logged extends LoggedEvent> (collection: Collection<Logged>, documents: readonly Logged[]): Promise<void> {
   if (documents.length === 0) return
   try {
-    await collection.insertMany(documents as LoggedEvent[], { ordered: false })
+    await collection.insertMany(documents as Parameters<Collection<Logged>['insertMany']>[0], { ordered: false })
   } catch (error) {
     if (!isDuplicateOnly(error)) throw error
   }
@@ -153,7 +153,7 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
     const recordedAt = new Date()
     const logged = pending.flatMap((job) => job.events.map((event): LoggedEvent => ({ ...event, position: nextPosition(), recordedAt })))
     await insertNew(events, logged)
-    if (deliveries !== undefined) await insertNew(deliveries, logged)
+    if (deliveries !== undefined) await insertNew(deliveries, logged.map((event) => ({ ...event, pending: true as const })))
     await options.onLogged?.()
     await withUsers(pending.map((job) => job.userId.toHexString()), async () => {
       await users.bulkWrite(pending.map((job) => ({

@@ -132,7 +132,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const outbox = createEventOutbox({
     users,
     events: eventsCollection,
-    deliveries: options.deliveriesCollection === undefined ? undefined : db.collection<LoggedEvent>(options.deliveriesCollection),
+    deliveries: options.deliveriesCollection === undefined ? undefined : db.collection<LoggedEvent & { pending: true }>(options.deliveriesCollection),
     outboxField,
     withUsers: async (userIds, task) => await withUsers(userIds, task),
     onLogged: async () => await step('events:logged'),

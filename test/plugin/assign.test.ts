@@ -44,10 +44,12 @@ t.test('assigns a new number and stores exactly the assignment', async (t) => {
     createdAt: new Date(body.assignment.createdAt),
     updatedAt: new Date(body.assignment.createdAt)
   })
+  await app.orgPhoneNumbers.eventsFlushed()
   const after = await userDocument(fixture.userId)
-  const { phoneNumbers: _list, phoneNumbersRevision, ...rest } = after ?? {}
-  t.same(rest, before, 'nothing but the assignment array and its revision changed')
+  const { phoneNumbers: _list, phoneNumbersRevision, phoneNumbersOutbox, ...rest } = after ?? {}
+  t.same(rest, before, 'nothing but the assignment array, its revision and the event outbox changed')
   t.equal(phoneNumbersRevision, 1)
+  t.strictSame(phoneNumbersOutbox, [], 'the change event went through the outbox to the log')
 })
 
 t.test('updates an existing key in place, keeps createdAt, never duplicates', async (t) => {
@@ -171,7 +173,7 @@ t.test('mass assignment: unknown and dangerous body fields are accepted and neve
   t.equal(response.statusCode, 200)
 
   const after = await userDocument(fixture.userId)
-  const { phoneNumbers, phoneNumbersRevision, ...rest } = after ?? {}
+  const { phoneNumbers, phoneNumbersRevision, phoneNumbersOutbox: _outbox, ...rest } = after ?? {}
   t.same(rest, before, 'role, organizationId, _id and every other field unchanged')
   t.equal(phoneNumbersRevision, 1)
   const entries = phoneNumbers as Array<Record<string, unknown>>

@@ -12,18 +12,11 @@
  * assignment's own fields were stored.
  */
 import type { LightMyRequestResponse } from 'fastify'
-import { ObjectId, type Db } from 'mongodb'
+import { ObjectId } from 'mongodb'
 import t, { type Test } from 'tap'
-import { build, phoneNumbersUrl } from '../helper.js'
+import { build, phoneNumbersUrl, settledSnapshot } from '../helper.js'
 
-type Snapshot = { users: unknown[], organizations: unknown[] }
-
-async function snapshot (db: Db): Promise<Snapshot> {
-  return {
-    users: await db.collection('users').find({}).sort({ _id: 1 }).toArray(),
-    organizations: await db.collection('organizations').find({}).sort({ _id: 1 }).toArray()
-  }
-}
+const snapshot = settledSnapshot
 
 function prototypesClean (): boolean {
   const probe: Record<string, unknown> = {}

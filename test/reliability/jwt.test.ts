@@ -13,9 +13,8 @@
 import { createHmac } from 'node:crypto'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import type { Db } from 'mongodb'
 import t from 'tap'
-import { build, phoneNumbersUrl, TEST_SECRET } from '../helper.js'
+import { build, phoneNumbersUrl, eventsSettled, settledSnapshot, TEST_SECRET } from '../helper.js'
 
 const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 const now = (): number => Math.floor(Date.now() / 1000)
@@ -25,12 +24,7 @@ function signRaw (header: unknown, payload: unknown, key: string | Buffer = TEST
   return `${unsigned}.${createHmac(hash, key).update(unsigned).digest('base64url')}`
 }
 
-async function snapshot (db: Db): Promise<unknown> {
-  return {
-    users: await db.collection('users').find({}).sort({ _id: 1 }).toArray(),
-    organizations: await db.collection('organizations').find({}).sort({ _id: 1 }).toArray()
-  }
-}
+const snapshot = settledSnapshot
 
 /** Sends raw bytes over a socket and returns the status line's code (0 when the connection closed without one). */
 async function rawStatus (port: number, request: string): Promise<number> {
@@ -111,7 +105,8 @@ t.test('hostile tokens: 401; tokens that are genuinely valid despite odd headers
     }
   }
   // The one genuinely valid case wrote exactly one assignment; undo it and compare everything.
-  await db.collection('users').updateMany({ phoneNumbers: { $exists: true } }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '' } })
+  await eventsSettled(db)
+  await db.collection('users').updateMany({ phoneNumbers: { $exists: true } }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   t.same(await snapshot(db), before, `nothing else written (${cases.length} tokens)`)
 })
 
@@ -165,7 +160,10 @@ t.test('over a real socket: duplicate Authorization headers, header injection, o
   t.equal(garbageFirst, 401, 'garbage first, valid second: 401')
   const validFirst = await rawStatus(port, request(`Authorization: Bearer ${valid}\r\nAuthorization: Bearer ${forged}\r\n`))
   t.ok([200, 400, 401].includes(validFirst), `valid first, forged second: ${validFirst} (200 only because the first header is genuinely valid)`)
-  if (validFirst !== 401) await db.collection('users').updateMany({}, { $unset: { phoneNumbers: '', phoneNumbersRevision: '' } })
+  if (validFirst !== 401) {
+    await eventsSettled(db)
+    await db.collection('users').updateMany({}, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
+  }
 
   // Bytes that would split or fold the header are stopped by Node's HTTP parser (400, connection closed) before any route runs.
   for (const [name, line] of [

@@ -14,11 +14,11 @@ import { once } from 'node:events'
 import { createHmac } from 'node:crypto'
 import net from 'node:net'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
-import { ObjectId, type Db } from 'mongodb'
+import { ObjectId } from 'mongodb'
 import t, { type Test } from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
 import { startStandalone, type StandaloneServer } from '../helper-server.js'
-import { build, createSigner, injectEveryOperation, phoneNumbersUrl, seedFixture, TEST_SECRET } from '../helper.js'
+import { build, createSigner, injectEveryOperation, phoneNumbersUrl, seedFixture, eventsSettled, settledSnapshot, TEST_SECRET } from '../helper.js'
 
 // One server process, a few thousand in-process requests, 400 serialized writes.
 t.setTimeout(120_000)
@@ -45,14 +45,7 @@ function signText (header: string, payload: string, key: string = TEST_SECRET): 
   return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`
 }
 
-interface Snapshot { users: unknown[], organizations: unknown[] }
-
-async function snapshot (db: Db): Promise<Snapshot> {
-  return {
-    users: await db.collection('users').find({}).sort({ _id: 1 }).toArray(),
-    organizations: await db.collection('organizations').find({}).sort({ _id: 1 }).toArray()
-  }
-}
+const snapshot = settledSnapshot
 
 /** Why an answer is not the contract's `{ error, details }` with one of `allowed` and no stack, or undefined. */
 function contractProblem (status: number, text: string, allowed: readonly number[]): string | undefined {
@@ -218,7 +211,8 @@ t.test('exp of a wrong type, in the past, or not finite: 401', async (t) => {
   ]
   for (const [name, exp] of wrong) assertContractError(t, `exp ${name} (${exp})`, await post(tokenWithExp(exp)), [401])
   t.equal((await post(tokenWithExp(`${nowSeconds() + 600}`))).statusCode, 200, 'control: the same token with a plain future exp is accepted')
-  await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '' } })
+  await eventsSettled(db)
+  await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   t.same(await snapshot(db), before, 'nothing written by a refused token')
 
   t.test('huge and non-finite exp values are refused once a token lifetime is configured', async (t) => {
@@ -234,7 +228,10 @@ t.test('exp of a wrong type, in the past, or not finite: 401', async (t) => {
   t.test('an exp that JSON reads as Infinity (1e400) is refused by default: this API accepts only tokens that expire', async (t) => {
     const response = await post(tokenWithExp('1e400'))
     assertContractError(t, 'exp 1e400, default options', response, [401])
-    if (response.statusCode === 200) await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '' } })
+    if (response.statusCode === 200) {
+      await eventsSettled(db)
+      await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
+    }
   })
 })
 
@@ -550,7 +547,8 @@ t.test('~4,500 fuzzed tokens (seeded): every answer 401 or 403 with { error, det
       const response = await app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${respelled}`, 'content-type': 'application/json' }, payload: { targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550102' } })
       assertContractError(t, `signature ending ...${respelled.slice(-3)} instead of ...${token.slice(-3)}`, response, [401])
     }
-    await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '' } })
+    await eventsSettled(db)
+    await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   })
 })
 

@@ -9,7 +9,7 @@ import { BSON, ObjectId, type Db, type Document } from 'mongodb'
 import type { Test } from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
 import { startStandalone, type ServerEnv, type StandaloneServer } from '../helper-server.js'
-import { createSigner } from '../helper.js'
+import { createSigner, eventsSettled } from '../helper.js'
 
 export const SECRET = 'ownership-http-secret-5c1e9a7f3b2d8046-QmZxWvUt'
 
@@ -152,7 +152,10 @@ export async function startHarness (t: Test, env: ServerEnv = {}): Promise<Harne
     transfer: async (organizationId, body) => await call('POST', `/api/organizations/${organizationId}/phone-numbers/transfer`, body),
     lookup: async (encodedNumber, query = '', token = admin) => await call('GET', `/api/phone-numbers/${encodedNumber}/inbound-route${query}`, undefined, token),
     list: async (organizationId, query = '') => await call('GET', `/api/organizations/${organizationId}/phone-numbers${query}`),
-    userJson: async (userId) => canonical(await users.findOne({ _id: new ObjectId(userId) })),
+    userJson: async (userId) => {
+      await eventsSettled(db)
+      return canonical(await users.findOne({ _id: new ObjectId(userId) }))
+    },
     numbersOf: async (userId) => (await users.findOne({ _id: new ObjectId(userId) }))?.['phoneNumbers'],
     entriesOf: async (phoneNumber) => {
       const found = await users.find({ 'phoneNumbers.phoneNumber': phoneNumber }).sort({ _id: 1 }).toArray()
@@ -161,7 +164,10 @@ export async function startHarness (t: Test, env: ServerEnv = {}): Promise<Harne
         .map((entry) => ({ userId: String(user['_id']), organizationId: String(user['organizationId']), entry })))
     },
     claim: async (phoneNumber) => await claims.findOne({ _id: phoneNumber }),
-    allUsers: async () => canonical(await users.find({}).sort({ _id: 1 }).toArray()),
+    allUsers: async () => {
+      await eventsSettled(db)
+      return canonical(await users.find({}).sort({ _id: 1 }).toArray())
+    },
     claimRoutes: async () => canonical((await claims.find({}).sort({ _id: 1 }).toArray())
       .map((claim) => ({ _id: claim._id, organizationId: claim['organizationId'], inbound: claim['inbound'] ?? null, transfer: claim['transfer'] ?? null })))
   }
