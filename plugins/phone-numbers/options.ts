@@ -152,6 +152,16 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   }
   checkPositiveInteger('claimLeaseMs', options.claimLeaseMs)
   checkName('eventsCollection', options.eventsCollection)
+  const ownCollections = [
+    options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection,
+    options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection,
+    claimsCollection,
+    options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection,
+    ...(options.onEvent === undefined ? [] : [options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection])
+  ]
+  if (new Set(ownCollections).size !== ownCollections.length) {
+    throw optionError(`the users, organizations, claims, events and deliveries collections must be five different collections, got ${ownCollections.join(', ')}`)
+  }
   checkName('eventDelivery.collection', options.eventDelivery?.collection)
   checkPositiveInteger('eventVisibilityDelayMs', options.eventVisibilityDelayMs)
   checkPositiveInteger('eventRetentionDays', options.eventRetentionDays)

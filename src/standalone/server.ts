@@ -85,6 +85,8 @@ async function main (): Promise<void> {
     process.exit(1)
   }
 
+  // The URL only: its query string could carry a token, and the secret is never logged.
+  if (config.webhook !== undefined) server.log.info({ webhook: new URL(config.webhook.url).origin }, 'delivering change events to the webhook')
   if (database !== undefined) {
     const address = `http://${config.host}:${(server.server.address() as { port: number }).port}`
     server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri }, 'embedded development database')

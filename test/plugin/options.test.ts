@@ -21,6 +21,11 @@ t.test('options are checked at registration, with a message that says what to ch
     ['fractional attempts', { db, auth: { secret: TEST_SECRET }, maxWriteAttempts: 1.5 }, /maxWriteAttempts must be a positive integer/],
     ['predicate not a function', { db, auth: { secret: TEST_SECRET }, isSuperAdmin: 'SUPERADMIN' }, /isSuperAdmin must be a function/],
     ['prefix without slash', { db, auth: { secret: TEST_SECRET }, prefix: 'v2' }, /prefix must be '' or start with '\/'/],
+    ['events in the users collection', { db, auth: { secret: TEST_SECRET }, eventsCollection: 'users' }, /must be five different collections/],
+    ['deliveries in the events collection', { db, auth: { secret: TEST_SECRET }, onEvent: () => {}, eventDelivery: { collection: 'phoneNumberEvents' } }, /must be five different collections/],
+    ['onEvent not a function', { db, auth: { secret: TEST_SECRET }, onEvent: 'https://example.test/hook' }, /onEvent must be a function/],
+    ['zero visibility delay', { db, auth: { secret: TEST_SECRET }, eventVisibilityDelayMs: 0 }, /eventVisibilityDelayMs must be a positive integer/],
+    ['fractional retry pause', { db, auth: { secret: TEST_SECRET }, eventDelivery: { retryBaseMs: 0.5 } }, /eventDelivery.retryBaseMs must be a positive integer/],
     ['no database', { auth: { secret: TEST_SECRET } }, /no database: pass options.db, or register @fastify\/mongodb/],
     ['host jwt missing', { db, auth: { useHostJwt: true } }, /auth.useHostJwt needs @fastify\/jwt registered on the host/]
   ]

@@ -26,6 +26,16 @@ t.test('configuration errors are reported together and stop the process', async 
     ])
   }
   t.throws(() => readConfig({ JWT_SECRET: 'short' }), /JWT_SECRET must be at least 32 characters/)
+  // The webhook: both variables or neither, an http(s) URL, a real secret; the rest has defaults.
+  const hookSecret = 'a'.repeat(16) + 'b'.repeat(16)
+  t.throws(() => readConfig({ WEBHOOK_URL: 'http://127.0.0.1:3000/' }), /WEBHOOK_URL and WEBHOOK_SECRET go together/)
+  t.throws(() => readConfig({ WEBHOOK_URL: 'ftp://example.test/', WEBHOOK_SECRET: hookSecret }), /WEBHOOK_URL=ftp:\/\/example.test\/ must use http or https/)
+  t.throws(() => readConfig({ WEBHOOK_URL: 'not a url', WEBHOOK_SECRET: hookSecret }), /must be an absolute http\(s\) URL/)
+  t.throws(() => readConfig({ WEBHOOK_URL: 'http://127.0.0.1:3000/', WEBHOOK_SECRET: 'short' }), /WEBHOOK_SECRET must be at least 32 characters/)
+  t.throws(() => readConfig({ EVENT_RETENTION_DAYS: '0' }), /EVENT_RETENTION_DAYS=0 must be an integer from 1/)
+  t.same(readConfig({ WEBHOOK_URL: 'https://hooks.example.test/x', WEBHOOK_SECRET: hookSecret, WEBHOOK_MAX_ATTEMPTS: '3' }).webhook,
+    { url: 'https://hooks.example.test/x', secret: hookSecret, maxAttempts: 3, retryBaseMs: 1000, retryMaxMs: 300_000, leaseMs: 30_000 })
+  t.match(readConfig({ EVENT_RETENTION_DAYS: '30' }), { webhook: undefined, eventRetentionDays: 30, eventsCollection: 'phoneNumberEvents', eventVisibilityDelayMs: 1000 })
   t.match(readConfig({}), { port: 2212, host: '127.0.0.1', mongodbUri: undefined, usersCollection: 'users', serveOpenapi: true, requestLogging: true })
   t.match(readConfig({ REQUEST_LOGGING: '0', SERVE_OPENAPI: 'false', VERIFY_ROLE_IN_DATABASE: '1', BODY_LIMIT: '2048' }), { requestLogging: false, serveOpenapi: false, verifyRoleInDatabase: true, bodyLimit: 2048 })
 
