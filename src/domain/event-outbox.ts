@@ -108,7 +108,16 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
     } else if (queue.size < maxQueuedUsers) {
       queue.set(key, { userId, events: events === undefined ? undefined : [...events] })
     } // else: the outbox keeps them until the next sweep
-    running ??= background.runInAsyncScope(run).finally(() => { running = undefined })
+    startRunning()
+  }
+
+  function startRunning (): void {
+    if (running !== undefined) return
+    running = background.runInAsyncScope(run).finally(() => {
+      running = undefined
+      // A job queued after the loop's last check, while the run was ending, would wait for the next one.
+      if (queue.size > 0) startRunning()
+    })
   }
 
   async function run (): Promise<void> {
