@@ -4,7 +4,7 @@
  * (rejections); ours-lookup and bare-lookup (inbound-route lookup); list-first/middle/filtered-1k and -50k
  * (listing pages of an organization of 1,000 and 50,000 users, or the two --list-users counts). Default: all.
  * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri (default: MONGODB_URI if set, else the first local
- * backend that starts, in the order mongod, ferretdb, java), MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
+ * backend that starts, in the order mongod, java, ferretdb), MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
  * BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_LIST_CONNECTIONS, BENCH_USERS, BENCH_LIST_USERS, BENCH_SCENARIOS, BENCH_OUT, BENCH_CPU_PROF,
  * BENCH_CHILD_RUNTIME=tsx (run the servers through tsx instead of compiling them first).
  * Exits 1 when a scenario got an unexpected status code or connection errors.

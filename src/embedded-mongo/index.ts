@@ -37,7 +37,7 @@ async function useExistingServer (uri: string | undefined): Promise<RunningMongo
 /**
  * - backend 'uri', or no backend and MONGODB_URI set: use MONGODB_URI as is; stop() does nothing.
  * - a forced backend ('mongod' | 'ferretdb' | 'java'): start only that one.
- * - otherwise: mongod (mongodb-memory-server-core) -> FerretDB -> mongo-java-server, first that starts.
+ * - otherwise: mongod (mongodb-memory-server-core) -> mongo-java-server -> FerretDB, first that starts.
  * Each started server listens on a free 127.0.0.1 port with its data in a fresh temp folder;
  * stop() kills it and removes the folder, and so does our exit, a signal or a crash.
  */
