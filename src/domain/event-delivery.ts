@@ -115,6 +115,7 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
   let lastPurge = 0
   const inFlight = new Map<string, Promise<void>>()
   let stopped = false
+  const stopping = new AbortController()
   let passRunning = false
   let passAgain = false
   const timer = setInterval(wake, pollIntervalMs)
@@ -174,7 +175,7 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
     const attempt = leased.attempts ?? 1
     const mine = { _id: leased._id, leaseToken: token }
     try {
-      await withinTime(async (signal) => await handler(event, { signal, attempt }), leaseMs / 2)
+      await withinTime(async (signal) => await handler(event, { signal, attempt }), leaseMs / 2, stopping.signal)
       await deliveries.updateOne(mine, { $set: { deliveredAt: new Date() }, $unset: { pending: '', leaseToken: '', leaseUntil: '', leasedBy: '' } })
     } catch (error) {
       options.onError?.(error, event)
@@ -193,6 +194,8 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
   async function stop (): Promise<void> {
     stopped = true
     clearInterval(timer)
+    // Attempts in flight end now as failures (their leases released, retried after the restart), not when their time is up.
+    stopping.abort(new Error('the server is shutting down'))
     await Promise.allSettled([...inFlight.values()])
   }
 
@@ -200,20 +203,25 @@ export function startEventDelivery (options: EventDeliveryOptions): EventDeliver
   return { wake, stop }
 }
 
-/** Runs `task` with a signal aborted after `ms`, and stops waiting for it then. */
-async function withinTime (task: (signal: AbortSignal) => Promise<void>, ms: number): Promise<void> {
+/** Runs `task` with a signal aborted after `ms` (or when `stop` aborts), and stops waiting for it then. */
+async function withinTime (task: (signal: AbortSignal) => Promise<void>, ms: number, stop: AbortSignal): Promise<void> {
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
+  let onStop: (() => void) | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      const error = new Error(`no answer within ${ms} ms`)
+    const end = (error: Error): void => {
       controller.abort(error)
       reject(error)
-    }, ms)
+    }
+    timer = setTimeout(() => end(new Error(`no answer within ${ms} ms`)), ms)
+    onStop = () => end(stop.reason instanceof Error ? stop.reason : new Error('stopped'))
+    if (stop.aborted) onStop()
+    else stop.addEventListener('abort', onStop, { once: true })
   })
   try {
     await Promise.race([task(controller.signal), timeout])
   } finally {
+    if (onStop !== undefined) stop.removeEventListener('abort', onStop)
     clearTimeout(timer)
   }
 }

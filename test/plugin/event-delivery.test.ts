@@ -329,8 +329,25 @@ t.test('an onEvent that never answers: requests answer, the attempt is abandoned
   await waitFor('a second attempt of the first event', () => calls.some((call) => call.id === first && call.attempt >= 2))
   t.equal(calls.find((call) => call.id === first && call.attempt === 1)?.signal.aborted, true, 'the abandoned attempt\'s signal was aborted')
   t.notOk(calls.some((call) => call.id === log[2]!.id), 'the number\'s next event waits behind the hanging one')
+  // With a long lease, closing is what ends the hanging attempt: its signal says why, and the event stays pending for the next start.
+  const stuck = await setUpDatabase(t)
+  const hanging: AbortSignal[] = []
+  const slow = await startApp(t, stuck.db, {
+    eventDelivery: { ...FAST, leaseMs: 600_000 },
+    onEvent: async (_event, { signal }) => {
+      hanging.push(signal)
+      await new Promise<never>(() => {})
+    }
+  })
+  t.equal(await send(stuck, slow, 'POST', '', { targetUserId: stuck.fixture.userId, provider: 'twilio', phoneNumber: '+14165550603' }), 200)
+  await waitFor('the handler to be called', () => hanging.length > 0)
   await app.close()
-  t.pass('the app closes with a handler still hanging')
+  await slow.close()
+  t.equal(hanging[0]?.aborted, true, 'closing aborts the attempt in flight')
+  t.match(String((hanging[0]?.reason as Error | undefined)?.message), /shutting down/)
+  const left = await stuck.db.collection<DeliveryRecord>(DELIVERIES).find({}).toArray()
+  t.equal(left.length, 1)
+  t.match(left[0], { pending: true, leaseToken: null, lastError: 'the server is shutting down' }, 'released for the next start, still pending')
 })
 
 t.test('survives a restart: events recorded while the receiver was down are delivered by a new app', async (t) => {
