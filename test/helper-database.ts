@@ -54,3 +54,15 @@ export async function createTestDatabase (t: TestLike, dbName: string = uniqueDa
   })
   return { client, db, uri, dbName }
 }
+
+/**
+ * A fresh test database and the same database over a second connection pool:
+ * what another server process (or a restarted one) would use.
+ */
+export async function createTestDatabasePair (t: TestLike): Promise<TestDatabase & { otherDb: Db }> {
+  const database = await createTestDatabase(t)
+  const otherClient = new MongoClient(database.uri, { serverSelectionTimeoutMS: 10_000 })
+  await otherClient.connect()
+  t.teardown(async () => { await otherClient.close() })
+  return { ...database, otherDb: otherClient.db(database.dbName) }
+}

@@ -14,10 +14,11 @@
  * outboxes at the same time, must leave one event per stored change.
  */
 import t, { type Test } from 'tap'
-import { MongoClient, ObjectId } from 'mongodb'
+import { ObjectId } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createPhoneNumberStore, type LoggedEvent, type PhoneNumberStore, type StoreStep } from '../../src/domain/store.js'
-import { createTestDatabase } from '../helper-database.js'
+import { createTestDatabasePair } from '../helper-database.js'
+import { SimulatedCrash } from './simulated-crash.js'
 import { TEST_BACKEND } from '../helper.js'
 
 t.setTimeout(600_000)
@@ -26,17 +27,8 @@ const FERRETDB = TEST_BACKEND === 'ferretdb'
 const LEASE_MS = FERRETDB ? 2000 : 1500
 const VISIBILITY_MS = 100
 
-class SimulatedCrash extends Error {
-  constructor (readonly step: StoreStep) {
-    super(`simulated crash right after ${step}`)
-  }
-}
-
-const { db, uri, dbName } = await createTestDatabase(t)
-const otherClient = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 })
-await otherClient.connect()
-t.teardown(async () => { await otherClient.close() })
-const otherDb = otherClient.db(dbName)
+// otherDb: the same database over its own connection pool, as a second server process would use it.
+const { db, otherDb } = await createTestDatabasePair(t)
 await createPhoneNumberStore(db).ensureIndexes()
 
 let numberSequence = 0

@@ -12,7 +12,7 @@
  * - a stale claim or a half-done transfer repaired on the next access.
  */
 import t, { type Test } from 'tap'
-import { MongoClient, ObjectId, type Db } from 'mongodb'
+import { ObjectId, type Db } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createPhoneNumberStore,
@@ -21,7 +21,8 @@ import {
   type StoreStep
 } from '../../src/domain/store.js'
 import type { ClaimDocument } from '../../src/domain/number-claims.js'
-import { createTestDatabase } from '../helper-database.js'
+import { createTestDatabasePair } from '../helper-database.js'
+import { SimulatedCrash } from './simulated-crash.js'
 import { TEST_BACKEND } from '../helper.js'
 
 t.setTimeout(600_000)
@@ -36,12 +37,6 @@ const PROVIDER = 'twilio' as const
  * the lease lands within the other half, and 400 ms was seen to fall short.
  */
 const LEASE_MS = TEST_BACKEND === 'ferretdb' ? 2000 : 1500
-
-class SimulatedCrash extends Error {
-  constructor (readonly step: StoreStep) {
-    super(`simulated crash right after ${step}`)
-  }
-}
 
 /** Which step the next operation of a store crashes after; disarmed once it fired. */
 interface CrashSwitch { at: StoreStep | undefined }
@@ -58,11 +53,8 @@ interface World {
   phoneNumber: string
 }
 
-const { db, uri, dbName } = await createTestDatabase(t)
-const otherClient = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 })
-await otherClient.connect()
-t.teardown(async () => { await otherClient.close() })
-const otherDb = otherClient.db(dbName)
+// otherDb: the same database over its own connection pool, as a second server process would use it.
+const { db, otherDb } = await createTestDatabasePair(t)
 await createPhoneNumberStore(db).ensureIndexes()
 
 let numberSequence = 0

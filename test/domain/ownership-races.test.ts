@@ -12,7 +12,7 @@
  * schedule of operations can be replayed; the timing of the database cannot.
  */
 import t, { type Test } from 'tap'
-import { MongoClient, ObjectId } from 'mongodb'
+import { ObjectId } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createPhoneNumberStore,
@@ -22,7 +22,7 @@ import {
   type TransferResult
 } from '../../src/domain/store.js'
 import type { ClaimDocument } from '../../src/domain/number-claims.js'
-import { createTestDatabase } from '../helper-database.js'
+import { createTestDatabasePair } from '../helper-database.js'
 import { FERRETDB_NON_ATOMIC_UPDATES, TEST_BACKEND } from '../helper.js'
 
 t.setTimeout(600_000)
@@ -48,12 +48,8 @@ function random (seed: number): () => number {
   }
 }
 
-const { db, uri, dbName } = await createTestDatabase(t)
-const otherClient = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 })
-await otherClient.connect()
-t.teardown(async () => { await otherClient.close() })
-/** The same database over its own connection pool: what a second server process would use. */
-const otherDb = otherClient.db(dbName)
+// otherDb: the same database over its own connection pool, as a second server process would use it.
+const { db, otherDb } = await createTestDatabasePair(t)
 await createPhoneNumberStore(db).ensureIndexes()
 
 interface Member { name: string, id: ObjectId, organization: string, organizationId: ObjectId }
