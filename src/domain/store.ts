@@ -40,35 +40,29 @@ import {
   upsertAssignment,
   type AssignmentInput,
   type AssignmentKey,
-  type Provider,
   type StoredAssignment
 } from './assignments.js'
 import { createNumberClaims, type ClaimDocument, type InboundHolder } from './number-claims.js'
 import { holdersOf, inboundHolders, isAssignment, isSameObjectId, outsideOrganization, type NumberHolder } from './number-holders.js'
-import { listableEntries, listQuery, type ListFilter, type ListPosition } from './listing.js'
 import { createEvent, eventsBetween, type LoggedEvent, type StoredEvent } from './change-events.js'
 import { createEventOutbox, readOutbox } from './event-outbox.js'
 import { createEventLog } from './event-log.js'
+import { createStoreReads } from './store-reads.js'
 
 import {
   DEFAULT_STORE_OPTIONS,
   type AssignResult,
-  type AssignmentHolder,
   type ChangeOptions,
   type EventFilter,
   type EventListResult,
   type EventPageRequest,
   type ClaimRepair,
   type InboundHeld,
-  type ListedAssignment,
-  type ListPage,
-  type ListResult,
   type MalformedField,
   type OtherOrganization,
   type PhoneNumberStore,
   type PhoneNumberStoreOptions,
   type RemoveResult,
-  type RouteResult,
   type StoreStep,
   type StoredCaller,
   type TransferInput,
@@ -84,10 +78,7 @@ const ALREADY_HELD = { status: 'already-held' } as const
 const CONFLICT = { status: 'conflict' } as const
 const REMOVED = { status: 'removed' } as const
 const DONE = { status: 'done' } as const
-const NO_ROUTE = { status: 'no-route' } as const
 const ID_ONLY = { projection: { _id: 1 } } as const
-/** Most users one listing query reads. */
-const LIST_BATCH_USERS = 1000
 
 /** Random pause that grows with the attempt number, so colliding writers spread out. */
 function backoffMs (attempt: number): number {
@@ -235,6 +226,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
         return outcome
       }
       if (attempt >= maxWriteAttempts) return CONFLICT
+      options.onWriteRetry?.()
 
       await sleep(backoffMs(attempt))
       user = await findUser(userId)
@@ -593,82 +585,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return await queueByNumber(input.phoneNumber, async () => await withRecovery(async () => await transferOnce(organizationId, input, change)))
   }
 
-  async function findInboundRoute (phoneNumber: string, provider?: Provider): Promise<RouteResult> {
-    const query = provider === undefined ? { [numberField]: phoneNumber } : { [numberField]: phoneNumber, [providerField]: provider }
-    let routes: NumberHolder[] = []
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const documents = await users.find(query, { projection: { organizationId: 1, [field]: 1 } }).toArray()
-      routes = inboundHolders(holdersOf(documents, field, phoneNumber, provider))
-      if (routes.length === 0) return NO_ROUTE
-      if (routes.length === 1) return { status: 'routed', holder: routes[0]! }
-      // Two routes are legitimate only mid-transfer: its claim says which one is live.
-      const claim = await claims.read(phoneNumber)
-      const pending = claim?.transfer
-      const live = claim?.inbound
-      if (pending !== undefined && live != null && routes.length === 2 &&
-        routes.every((holder) => isAssignment(holder, pending.fromUserId, pending.provider) || isAssignment(holder, pending.toUserId, pending.provider))) {
-        const holder = routes.find((candidate) => isAssignment(candidate, live.userId, live.provider))
-        if (holder !== undefined) return { status: 'routed', holder }
-      }
-      // A transfer may have ended between the two reads: read the users once more.
-    }
-    return { status: 'ambiguous', holders: routes }
-  }
-
-  async function findHolder (key: AssignmentKey): Promise<AssignmentHolder | undefined> {
-    const route = await findInboundRoute(key.phoneNumber, key.provider)
-    return route.status === 'routed' ? route.holder : undefined
-  }
-
-  function positionOf (assignments: readonly ListedAssignment[]): ListPosition {
-    const last = assignments[assignments.length - 1]!
-    return { userId: last.userId, phoneNumber: last.phoneNumber, provider: last.provider }
-  }
-
-  /**
-   * One page of the organization's assignments in the listing order (user
-   * `_id`, phone number, provider), after `page.after`. Users are read in
-   * batches, each a `find` with a limit, so the database closes every cursor
-   * itself (no `killCursors` round trip) and a page holds at most `limit`
-   * entries plus one batch of users in memory. At most `maxScannedUsers`
-   * users are read for a page, whatever the organization's size: a sparse
-   * filter may then end a page short, with a position to go on from.
-   */
-  async function list (organizationId: ObjectId, filter: ListFilter = {}, page: ListPage = {}): Promise<ListResult> {
-    const limit = page.limit ?? Number.POSITIVE_INFINITY
-    const maxScannedUsers = page.maxScannedUsers ?? Number.POSITIVE_INFINITY
-    // One batch holds the page and its look-ahead (users hold one or more entries each).
-    const batchSize = Math.min(LIST_BATCH_USERS, limit + 1)
-    const readBatch = async (from: ListPosition | undefined): Promise<Document[]> =>
-      await users.find(listQuery(organizationId, field, filter, from), { projection: { [field]: 1 }, sort: { _id: 1 }, limit: batchSize }).toArray()
-
-    const [organization, firstBatch] = await Promise.all([findOrganization(organizationId), readBatch(page.after)])
-    if (organization === null) return ORGANIZATION_NOT_FOUND
-
-    const assignments: ListedAssignment[] = []
-    let scanned = 0
-    let after = page.after
-    let batch = firstBatch
-    for (;;) {
-      for (const holder of batch) {
-        const userId = holder['_id'] as ObjectId
-        const inside = after !== undefined && after.phoneNumber !== undefined && isSameObjectId(after.userId, userId) ? after : undefined
-        for (const entry of listableEntries(holder[field], filter, inside)) {
-          // One more entry exists: the page ends at the last one returned.
-          if (assignments.length === limit) return { status: 'listed', assignments, next: positionOf(assignments) }
-          assignments.push({ ...entry, userId })
-        }
-        if (++scanned >= maxScannedUsers) {
-          // Bounded work: go on from here next time (this page may be short, the next one empty).
-          return { status: 'listed', assignments, next: assignments.length === limit ? positionOf(assignments) : { userId } }
-        }
-      }
-      // A short batch was the last one.
-      if (batch.length < batchSize) return { status: 'listed', assignments, next: undefined }
-      after = { userId: batch[batch.length - 1]!['_id'] as ObjectId }
-      batch = await readBatch(after)
-    }
-  }
+  const reads = createStoreReads({ users, claims, field, findOrganization })
 
   // Everything but the (possibly large) numbers array and its revision.
   const callerProjection = { projection: { [field]: 0, [revisionField]: 0 } }
@@ -700,14 +617,14 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     assign,
     remove,
     transfer,
-    list,
+    list: reads.list,
     listEvents,
     flushPendingEvents: outbox.sweep,
     eventsFlushed: outbox.idle,
     eventBacklog: outbox.backlog,
     expireEvents: eventLog.expire,
-    findInboundRoute,
-    findHolder,
+    findInboundRoute: reads.findInboundRoute,
+    findHolder: reads.findHolder,
     findCaller,
     repairClaim,
     ensureIndexes
