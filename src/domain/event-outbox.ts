@@ -40,6 +40,13 @@ export interface EventOutboxOptions {
   /** Called after events were logged, e.g. to start delivering them. */
   afterFlush?: ((logged: number) => void) | undefined
   onError?: ((error: unknown) => void) | undefined
+  /**
+   * An insert into the log slower than this may have landed behind a
+   * reader's cursor (see event-log.ts): `onSlowInsert` says so, for the
+   * operator to raise the visibility delay.
+   */
+  slowInsertMs?: number | undefined
+  onSlowInsert?: ((insertMs: number, events: number) => void) | undefined
 }
 
 export interface EventOutbox {
@@ -161,7 +168,10 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
 
     const recordedAt = new Date()
     const logged = pending.flatMap((job) => job.events.map((event): LoggedEvent => ({ ...event, position: nextPosition(), recordedAt })))
+    const sentAt = Date.now()
     await insertNew(events, logged)
+    const insertMs = Date.now() - sentAt
+    if (options.slowInsertMs !== undefined && insertMs > options.slowInsertMs) options.onSlowInsert?.(insertMs, logged.length)
     if (deliveries !== undefined) await insertNew(deliveries, logged.map((event) => ({ ...event, pending: true as const })))
     await options.onLogged?.()
     await withUsers(pending.map((job) => job.userId.toHexString()), async () => {

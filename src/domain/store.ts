@@ -119,6 +119,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   // Lock order: number, then user; nothing waits for a number while holding a user.
   const queueByNumber = createPerKeyQueue()
   const queueByUser = createPerKeyQueue()
+  const visibilityDelayMs = options.eventVisibilityDelayMs ?? DEFAULT_STORE_OPTIONS.eventVisibilityDelayMs
   const eventsCollection = db.collection<LoggedEvent>(options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection)
   const outbox = createEventOutbox({
     users,
@@ -128,9 +129,13 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     withUsers: async (userIds, task) => await withUsers(userIds, task),
     onLogged: async () => await step('events:logged'),
     afterFlush: options.onEventsLogged,
-    onError: options.onBackgroundError
+    onError: options.onBackgroundError,
+    slowInsertMs: visibilityDelayMs,
+    onSlowInsert: (insertMs, count) => options.onBackgroundError?.(new Error(
+      `${count} change events took ${insertMs} ms to reach the log, more than eventVisibilityDelayMs (${visibilityDelayMs} ms): a reader following the log may have passed them; raise eventVisibilityDelayMs`
+    ))
   })
-  const eventLog = createEventLog(eventsCollection, { visibilityDelayMs: options.eventVisibilityDelayMs ?? DEFAULT_STORE_OPTIONS.eventVisibilityDelayMs })
+  const eventLog = createEventLog(eventsCollection, { visibilityDelayMs })
 
   /** Runs `task` holding the queues of all these users (taken in one order, so two such calls never wait on each other). */
   async function withUsers<T> (userIds: readonly string[], task: () => Promise<T>): Promise<T> {
