@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --rounds 3 --duration 5 --warmup 2 --connections 50 --list-connections 10 --users 200 --list-users 1000,50000 --scenarios ours,baseline --out bench/results --cpu-prof dir]
- * Scenarios (bench/scenarios.ts): ours, baseline, peer (assign); ours-401/403/400 and bare-401/403/400
+ * Scenarios (bench/scenarios.ts): ours, ours-metrics (METRICS=true), baseline, peer (assign); ours-401/403/400 and bare-401/403/400
  * (rejections); ours-lookup and bare-lookup (inbound-route lookup); list-first/middle/filtered-1k and -50k
  * (listing pages of an organization of 1,000 and 50,000 users, or the two --list-users counts). Default: all.
  * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri (default: MONGODB_URI if set, else the first local

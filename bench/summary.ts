@@ -153,6 +153,8 @@ export function summarize (rounds: readonly RoundResult[], backend: string, list
 }
 
 const RSS_LIMIT_MB = 150
+/** Throughput with METRICS=true over the same assigns without (issue 13). */
+export const METRICS_OVERHEAD_FLOOR = 0.95
 /** "About flat" from 1k to 50k users: the 50k row's p99 and RSS within these factors of the 1k row's. */
 export const LISTING_P99_FLAT_FACTOR = 2
 export const LISTING_RSS_FLAT_FACTOR = 1.25
@@ -205,6 +207,10 @@ export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetChec
     checks.push({ target: 'ours >= 0.85x baseline throughput', met: ours.ratioToBaseline! >= 0.85, detail: `${ours.requestsPerSecond.toFixed(0)} vs ${baseline.requestsPerSecond.toFixed(0)} req/s = ${x(ours.ratioToBaseline)}` })
     checks.push({ target: 'ours p99 <= 2x baseline p99', met: ours.p99Ms <= 2 * baseline.p99Ms, detail: `${ours.p99Ms} vs ${baseline.p99Ms} ms = ${x(ours.p99Ms / baseline.p99Ms)}` })
   }
+  const withMetrics = by.get('ours-metrics')
+  if (ours !== undefined && withMetrics !== undefined) {
+    checks.push({ target: `metrics on >= ${METRICS_OVERHEAD_FLOOR}x metrics off`, met: withMetrics.ratioToBaseline! >= METRICS_OVERHEAD_FLOOR, detail: `${withMetrics.requestsPerSecond.toFixed(0)} vs ${ours.requestsPerSecond.toFixed(0)} req/s = ${x(withMetrics.ratioToBaseline)}; p99 ${withMetrics.p99Ms} vs ${ours.p99Ms} ms` })
+  }
   if (ours !== undefined && peer !== undefined) {
     checks.push({ target: 'ours > peer throughput', met: ours.requestsPerSecond > peer.requestsPerSecond, detail: `${ours.requestsPerSecond.toFixed(0)} vs ${peer.requestsPerSecond.toFixed(0)} req/s = ${x(ours.ratioToPeer)}` })
   }
@@ -252,7 +258,7 @@ export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetChec
       detail: `1k: ${databaseWork(row.small)}; 50k: ${databaseWork(row.large)}`
     })
   }
-  const oursRows = scenarios.filter((summary) => SCENARIOS[summary.scenario].server === 'ours')
+  const oursRows = scenarios.filter((summary) => ['ours', 'ours-metrics'].includes(SCENARIOS[summary.scenario].server))
   if (oursRows.length > 0) {
     const oursRss = Math.max(...oursRows.map((summary) => summary.rssPeakMb))
     checks.push({ target: `ours RSS under load <= ${RSS_LIMIT_MB} MB`, met: oursRss <= RSS_LIMIT_MB, detail: `peak ${oursRss.toFixed(1)} MB` })

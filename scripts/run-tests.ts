@@ -1,5 +1,6 @@
 /**
- * npm test: starts a MongoDB-wire test database (see src/embedded-mongo), runs tap against it
+ * npm test: installs Debian's chromium for the browser test when it is missing (ensure-chromium.ts),
+ * starts a MongoDB-wire test database (see src/embedded-mongo), runs tap against it
  * with MONGODB_URI set, stops the database and exits with tap's exit code. It ends with the plain
  * line `tests: N passed, N failed, N skipped`, read from tap's own closing summary.
  * TEST_MONGO_BACKEND=mongod|ferretdb|java|uri forces a backend; extra arguments go to tap.
@@ -9,10 +10,12 @@ import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseBackendName, startMongo } from '../src/embedded-mongo/index.js'
+import { ensureChromium } from './ensure-chromium.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const tapBin = join(root, 'node_modules', '.bin', 'tap')
 
+await ensureChromium()
 const mongo = await startMongo({ backend: parseBackendName(process.env['TEST_MONGO_BACKEND']) })
 console.log(`test database: ${mongo.backend} ${mongo.serverVersion} at ${mongo.uri}`)
 

@@ -14,7 +14,8 @@ const ONLY = {
   'test/standalone/ownership-rules.test.ts': null,
   'test/standalone/ownership-transfer.test.ts': null,
   'test/standalone/ownership-lookup.test.ts': null,
-  'test/domain/integrity.test.ts': ['src/domain/**/*.ts']
+  'test/domain/integrity.test.ts': ['src/domain/**/*.ts'],
+  'test/standalone/docs-page.test.ts': ['src/standalone/docs.ts']
 }
 
 export default function coverageMap (testFile) {

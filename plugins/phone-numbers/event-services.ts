@@ -24,6 +24,7 @@ export interface EventServicesOptions {
   visibilityDelayMs: number
   retentionDays: number | undefined
   onEvent: EventHandler | undefined
+  onDeliveryFailure: ((error: unknown, eventId: string | undefined) => void) | undefined
   delivery: EventDeliveryOptions & { collection: string }
 }
 
@@ -65,7 +66,10 @@ export function startEventServices (options: EventServicesOptions): EventService
       handler: options.onEvent,
       instanceId: options.instanceId,
       visibilityDelayMs: options.visibilityDelayMs,
-      onError: (error, event) => log.warn({ err: error, eventId: event?.id }, 'org-phone-numbers: event delivery failed; it will be retried')
+      onError: (error, event) => {
+        log.warn({ err: error, eventId: event?.id }, 'org-phone-numbers: event delivery failed; it will be retried')
+        options.onDeliveryFailure?.(error, event?.id)
+      }
     })
   }
 

@@ -69,7 +69,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     instanceId,
     deliveriesCollection: options.onEvent === undefined ? undefined : deliveryCollection,
     onEventsLogged: () => services?.wake(),
-    onBackgroundError: (error) => fastify.log.error({ err: error }, 'org-phone-numbers: moving events to the log failed; retrying')
+    onBackgroundError: (error) => fastify.log.error({ err: error }, 'org-phone-numbers: moving change events to the log (retried when it failed)')
   })
   if (options.createIndexes ?? true) {
     await store.ensureIndexes()
@@ -92,6 +92,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
       visibilityDelayMs: options.eventVisibilityDelayMs ?? DEFAULT_OPTIONS.eventVisibilityDelayMs,
       retentionDays: options.eventRetentionDays,
       onEvent: options.onEvent,
+      onDeliveryFailure: options.onDeliveryFailure,
       delivery: { ...options.eventDelivery, collection: deliveryCollection }
     })
   })

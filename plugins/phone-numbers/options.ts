@@ -96,6 +96,10 @@ export interface OrgPhoneNumbersOptions {
    */
   onEvent?: EventHandler | undefined
   eventDelivery?: EventDeliveryOptions | undefined
+  /** Called each time a delivery to `onEvent` fails (it is logged and retried), e.g. to count failures; must not throw. */
+  onDeliveryFailure?: ((error: unknown, eventId: string | undefined) => void) | undefined
+  /** Called each time a compare-and-swap write of a user document misses and is retried, e.g. to count contention; must not throw. */
+  onWriteRetry?: (() => void) | undefined
   /** Names this process to the others sharing the database (claims and delivery leases record it). Default: a random UUID. */
   instanceId?: string | undefined
 }

@@ -48,6 +48,8 @@ export interface PhoneNumberStoreOptions {
   deliveriesCollection?: string | undefined
   /** Called after a flush put events in the log (and the deliveries collection). */
   onEventsLogged?: ((count: number) => void) | undefined
+  /** Called each time a compare-and-swap write of a user document misses and is tried again (for metrics); must not throw. */
+  onWriteRetry?: (() => void) | undefined
   /** Errors of the background work (moving events to the log); the work is retried. */
   onBackgroundError?: ((error: unknown) => void) | undefined
   /** Identifies this store to the others sharing the database (claims record it). Default: a random UUID. */

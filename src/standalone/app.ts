@@ -14,6 +14,9 @@ import orgPhoneNumbers, { createWebhookHandler, DEFAULT_OPTIONS, replyToFramewor
 import { GetHealth } from '../../schemas/generated/typebox.js'
 import { databaseNameOf, type ServerConfig } from './config.js'
 import { seedDemoData } from './development.js'
+import docs from './docs.js'
+import metricsPlugin, { createMetrics } from './metrics.js'
+import shedding, { HEALTH_ROUTE_CONFIG, markUnderPressure, sheddingOptions, type SheddingOptions } from './shedding.js'
 
 export interface AppOptions {
   mongodbUri: string
@@ -23,7 +26,13 @@ export interface AppOptions {
   serverSelectionTimeoutMs: number
   /** Add the demo organization and users (embedded development database only). */
   seedDemoData?: boolean | undefined
+  /** The API reference page at /docs. */
+  serveDocs?: boolean | undefined
   phoneNumbers: Omit<OrgPhoneNumbersOptions, 'db'>
+  /** Prometheus metrics at /metrics, without auth: on the API port, or on `port` (and `host`) alone. */
+  metrics?: { port?: number | undefined, host: string } | undefined
+  /** Load shedding (503), rate limits (429) and CORS; undefined: none of them. */
+  shedding?: SheddingOptions | undefined
 }
 
 // A client's x-request-id is used only when it is short and plain; anything
@@ -69,6 +78,9 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
     defaultDatabaseName: config.defaultDatabaseName,
     serverSelectionTimeoutMs: config.serverSelectionTimeoutMs,
     seedDemoData: runtime.seedDemoData,
+    metrics: config.metrics ? { port: config.metricsPort, host: config.host } : undefined,
+    serveDocs: config.serveDocs,
+    shedding: sheddingOptions(config, runtime.jwtSecret),
     phoneNumbers: {
       auth: {
         secret: runtime.jwtSecret,
@@ -107,23 +119,35 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
 }
 
 const app: FastifyPluginAsyncTypebox<AppOptions> = async (fastify, options) => {
+  const metrics = options.metrics === undefined ? undefined : createMetrics()
+  // Before every route, so its hooks run ahead of the phone-number plugin's token check.
+  if (options.shedding !== undefined) await fastify.register(shedding, options.shedding)
   await fastify.register(mongodb, {
     url: options.mongodbUri,
     database: databaseNameOf(options.mongodbUri) ?? options.defaultDatabaseName,
     // Requests fail fast (503) instead of queueing while the database is down.
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMs,
-    forceClose: true
+    forceClose: true,
+    // Command events cost a little on every command: only when they are counted.
+    ...(metrics === undefined ? {} : { monitorCommands: true })
   })
+  if (metrics !== undefined) await fastify.register(metricsPlugin, { metrics, client: fastify.mongo.client, ...options.metrics! })
   if (options.seedDemoData === true) {
     await seedDemoData(fastify.mongo.db!, options.phoneNumbers.usersCollection ?? DEFAULT_OPTIONS.usersCollection, options.phoneNumbers.organizationsCollection ?? DEFAULT_OPTIONS.organizationsCollection)
   }
-  await fastify.register(orgPhoneNumbers, options.phoneNumbers)
+  await fastify.register(orgPhoneNumbers, metrics === undefined
+    ? options.phoneNumbers
+    : { ...options.phoneNumbers, onWriteRetry: metrics.onWriteRetry, onDeliveryFailure: metrics.onDeliveryFailure })
+  if (options.serveDocs === true) await fastify.register(docs)
 
   fastify.route({
     ...GetHealth,
+    config: HEALTH_ROUTE_CONFIG,
     handler: async (request, reply) => {
       try {
         await fastify.mongo.db!.command({ ping: 1 }, { timeoutMS: options.serverSelectionTimeoutMs })
+        // Shedding load, the process refuses work: not ready, though the database answers.
+        if (markUnderPressure(fastify, reply)) return await reply.send({ status: 'unavailable', database: 'up' })
         return { status: 'ok', database: 'up' } as const
       } catch (error) {
         request.log.warn({ err: error }, 'health check: database ping failed')

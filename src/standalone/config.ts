@@ -2,6 +2,7 @@
  * Standalone server configuration, read from the environment once at start.
  * Every bad variable is reported together, each with what to change.
  */
+import { getHeapStatistics } from 'node:v8'
 import { DEFAULT_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../plugins/phone-numbers/index.js'
 
 /** MongoDB's rules for database names (no '/\\. "$*<>:|?' or NUL, at most 63 bytes). */
@@ -74,6 +75,8 @@ export interface ServerConfig {
   logLevel: string
   requestLogging: boolean
   serveOpenapi: boolean
+  /** The API reference page at /docs (Swagger UI from the package, no CDN); `/` redirects to it. */
+  serveDocs: boolean
   verifyRoleInDatabase: boolean
   bodyLimit: number
   /** Most numbers one user may hold. */
@@ -96,6 +99,19 @@ export interface ServerConfig {
   headersTimeoutMs: number
   /** An idle keep-alive connection is closed after this time. */
   keepAliveTimeoutMs: number
+  /** Answer 503 while the mean event-loop delay exceeds this (ms); 0: off. */
+  maxEventLoopDelayMs: number
+  /** Answer 503 while the event-loop utilization exceeds this (0–1); 0: off. */
+  maxEventLoopUtilization: number
+  /** Answer 503 while the V8 heap in use exceeds this (MiB); 0: off. */
+  maxHeapUsedMb: number
+  /** Retry-After of those 503 answers (s). */
+  retryAfterSeconds: number
+  /** Requests per window per token subject or client address; undefined: no rate limit. */
+  rateLimitMax: number | undefined
+  rateLimitWindowMs: number
+  /** Browser origins allowed by CORS (exact); empty: no CORS headers. */
+  corsOrigins: string[]
   /** Collection of the change log. */
   eventsCollection: string
   /** Delete events older than this; undefined: keep them. */
@@ -106,6 +122,10 @@ export interface ServerConfig {
   eventSweepIntervalMs: number
   /** Where every change event is POSTed, signed with `webhookSecret`; undefined: no webhook. */
   webhook: WebhookConfig | undefined
+  /** Prometheus text at /metrics, without auth. */
+  metrics: boolean
+  /** Serve /metrics on this port (and HOST) instead of the API port; undefined: on the API port. */
+  metricsPort: number | undefined
 }
 
 export interface WebhookConfig {
@@ -116,6 +136,9 @@ export interface WebhookConfig {
   retryMaxMs: number
   leaseMs: number
 }
+
+// Shed load at 90% of V8's heap limit (it follows --max-old-space-size): past it, GC pauses grow until the process dies.
+const DEFAULT_MAX_HEAP_USED_MB = Math.floor(getHeapStatistics().heap_size_limit * 0.9 / 1024 / 1024)
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -184,6 +207,22 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     if (list.some((role) => !/^[\w.:-]{1,64}$/.test(role))) problems.push(`${variable}=${raw} must be a comma-separated list of role names (letters, digits, _ . : -)`)
     return list
   }
+  function fraction (variable: string, fallback: number): number {
+    const raw = optionalText(variable)
+    if (raw === undefined) return fallback
+    const value = /^(0|1|0?\.\d{1,6})$/.test(raw) ? Number(raw) : Number.NaN
+    if (Number.isNaN(value)) problems.push(`${variable}=${raw} must be a number from 0 to 1, e.g. 0.98 (0: off)`)
+    return Number.isNaN(value) ? fallback : value
+  }
+  function origins (variable: string): string[] {
+    const raw = optionalText(variable)
+    if (raw === undefined) return []
+    const list = raw.split(',').map((origin) => origin.trim())
+    // Browsers send the origin as scheme://host[:port], never with a path or a trailing slash.
+    const bad = list.filter((origin) => !URL.canParse(origin) || new URL(origin).origin !== origin)
+    if (bad.length > 0) problems.push(`${variable} must list exact origins such as https://app.example.com (no path, no trailing slash): ${bad.map((origin) => JSON.stringify(origin)).join(', ')}`)
+    return list
+  }
 
   const mongodbUri = optionalText('MONGODB_URI')
   if (mongodbUri !== undefined) problems.push(...uriProblems(mongodbUri))
@@ -240,6 +279,7 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     logLevel,
     requestLogging: flag('REQUEST_LOGGING', true),
     serveOpenapi: flag('SERVE_OPENAPI', true),
+    serveDocs: flag('SERVE_DOCS', true),
     verifyRoleInDatabase: flag('VERIFY_ROLE_IN_DATABASE', false),
     bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
     maxNumbersPerUser: integer('MAX_NUMBERS_PER_USER', DEFAULT_OPTIONS.maxNumbersPerUser, 1, 10_000),
@@ -252,12 +292,23 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     requestTimeoutMs,
     headersTimeoutMs,
     keepAliveTimeoutMs: integer('KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
+    maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
+    maxEventLoopUtilization: fraction('MAX_EVENT_LOOP_UTILIZATION', 0),
+    maxHeapUsedMb: integer('MAX_HEAP_USED_MB', DEFAULT_MAX_HEAP_USED_MB, 0, 1_048_576),
+    retryAfterSeconds: integer('RETRY_AFTER_S', 10, 1, 3600),
+    rateLimitMax: optionalInteger('RATE_LIMIT_MAX', 1, 1_000_000),
+    rateLimitWindowMs: integer('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+    corsOrigins: origins('CORS_ORIGINS'),
     eventsCollection: name('EVENTS_COLLECTION', DEFAULT_OPTIONS.eventsCollection),
     eventRetentionDays: optionalInteger('EVENT_RETENTION_DAYS', 1, 36_500),
     eventVisibilityDelayMs: integer('EVENT_VISIBILITY_DELAY_MS', DEFAULT_OPTIONS.eventVisibilityDelayMs, 1, 600_000),
     eventSweepIntervalMs: integer('EVENT_SWEEP_INTERVAL_MS', DEFAULT_OPTIONS.eventSweepIntervalMs, 100, 3_600_000),
-    webhook
+    webhook,
+    metrics: flag('METRICS', false),
+    metricsPort: optionalInteger('METRICS_PORT', 1, 65535)
   }
+  if (config.metricsPort !== undefined && !config.metrics) problems.push(`METRICS_PORT=${config.metricsPort} serves metrics only with METRICS=true: set it too, or unset METRICS_PORT`)
+  if (config.metricsPort !== undefined && config.metricsPort === config.port) problems.push(`METRICS_PORT=${config.metricsPort} must differ from PORT (unset it to serve /metrics on the API port)`)
   if (problems.length > 0) throw new ConfigError(problems)
   return config
 }

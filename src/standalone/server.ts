@@ -8,6 +8,7 @@ import app, { appOptions, serverOptions, type RuntimeSettings } from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
 import { developmentSecret, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
 import { startMongo, type RunningMongo } from '../embedded-mongo/index.js'
+import { docsUrl } from './docs.js'
 
 async function buildServer (config: ServerConfig, runtime: RuntimeSettings): Promise<FastifyInstance> {
   const server = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
@@ -87,18 +88,23 @@ async function main (): Promise<void> {
 
   // The URL only: its query string could carry a token, and the secret is never logged.
   if (config.webhook !== undefined) server.log.info({ webhook: new URL(config.webhook.url).origin }, 'delivering change events to the webhook')
+  const docsPage = config.serveDocs ? docsUrl(config.host, (server.server.address() as { port: number }).port) : undefined
+  // Development mode shows the page in its banner instead.
+  if (docsPage !== undefined && database === undefined) server.log.info({ url: docsPage }, 'API reference page')
+  const docsLine = docsPage === undefined ? [] : [`API reference page: ${docsPage}`]
   if (database !== undefined) {
     const address = `http://${config.host}:${(server.server.address() as { port: number }).port}`
     server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri }, 'embedded development database')
     if (config.jwtSecret !== undefined) {
       // Never print a token signed with a secret the operator supplied: it may be valid elsewhere.
-      console.error(`\nDevelopment mode (DEVELOPMENT_MODE=true): embedded ${database.backend} ${database.serverVersion} at ${database.uri}, demo organization ${DEMO_ORGANIZATION_ID}. No token is printed: sign one with your own JWT_SECRET.\n`)
+      console.error(`\nDevelopment mode (DEVELOPMENT_MODE=true): embedded ${database.backend} ${database.serverVersion} at ${database.uri}, demo organization ${DEMO_ORGANIZATION_ID}. No token is printed: sign one with your own JWT_SECRET.${docsLine.map((line) => `\n${line}`).join('')}\n`)
       return
     }
     const token = await superAdminToken(jwtSecret)
     console.error([
       '',
       `Development mode: embedded ${database.backend} ${database.serverVersion} at ${database.uri}`,
+      ...docsLine,
       `Demo organization ${DEMO_ORGANIZATION_ID}, demo user ${DEMO_USER_ID}. A SUPERADMIN token (1 h; \`npm run token\` mints another):`,
       '',
       `  export TOKEN=${token}`,
