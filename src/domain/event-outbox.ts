@@ -16,7 +16,7 @@
  * access"), and for every user with pending events at startup and then
  * periodically (events a crashed process left behind).
  */
-import { MongoBulkWriteError, type Collection, type Document, type ObjectId } from 'mongodb'
+import { MongoBulkWriteError, MongoNotConnectedError, MongoTopologyClosedError, type Collection, type Document, type ObjectId } from 'mongodb'
 import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { LoggedEvent, StoredEvent } from './change-events.js'
@@ -135,11 +135,17 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
         await flush(jobs)
         failures = 0
       } catch (error) {
+        // The client was closed (the process is stopping): the events wait in the outboxes for the next start.
+        if (error instanceof MongoTopologyClosedError || error instanceof MongoNotConnectedError) {
+          queue.clear()
+          return
+        }
         options.onError?.(error)
-        // Put them back (a newer job for a user makes it read the outbox anyway) and pause.
+        // Put them back (a newer job for a user makes it read the outbox anyway) and pause,
+        // without keeping the process alive for it.
         for (const job of jobs) enqueue(job.userId, undefined)
         failures++
-        await sleep(Math.min(MAX_RETRY_PAUSE_MS, 100 * 2 ** failures))
+        await sleep(Math.min(MAX_RETRY_PAUSE_MS, 100 * 2 ** failures), undefined, { ref: false })
       }
     }
   }

@@ -14,7 +14,7 @@
  * outboxes at the same time, must leave one event per stored change.
  */
 import t, { type Test } from 'tap'
-import { ObjectId } from 'mongodb'
+import { MongoClient, ObjectId } from 'mongodb'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createPhoneNumberStore, type LoggedEvent, type PhoneNumberStore, type StoreStep } from '../../src/domain/store.js'
 import { createTestDatabasePair } from '../helper-database.js'
@@ -28,7 +28,7 @@ const LEASE_MS = FERRETDB ? 2000 : 1500
 const VISIBILITY_MS = 100
 
 // otherDb: the same database over its own connection pool, as a second server process would use it.
-const { db, otherDb } = await createTestDatabasePair(t)
+const { db, otherDb, uri, dbName } = await createTestDatabasePair(t)
 await createPhoneNumberStore(db).ensureIndexes()
 
 let numberSequence = 0
@@ -150,6 +150,26 @@ t.test('a flush frozen between the log insert and the outbox clear: the next one
   await restarted.flushPendingEvents()
   t.strictSame(idsOf(await logOf(world)), idsOf(log), 'the sweep moved it again: still one entry')
   t.strictSame(await outboxOf(world.a), [], 'and cleared the outbox')
+})
+
+t.test('the client closes under a flush: the flush stops (no retry loop keeps the process alive), the events wait for the next start', async (t) => {
+  const world = await seedWorld()
+  const phoneNumber = freshNumber()
+  const client = await new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 }).connect()
+  t.teardown(async () => { await client.close() })
+  // The process stops (its client closes) right after the flush put the event in the log.
+  const stopping = createPhoneNumberStore(client.db(dbName), {
+    instanceId: 'stopping-process',
+    onStep: async (step) => { if (step === 'events:logged') await client.close() }
+  })
+  t.equal((await stopping.assign(world.org, world.a, { provider: 'twilio', phoneNumber })).status, 'assigned')
+  await stopping.eventsFlushed()
+  t.equal(stopping.eventBacklog(), 0, 'nothing is left queued to retry against a closed client')
+  t.equal((await logOf(world)).length, 1, 'the event reached the log')
+  t.equal((await outboxOf(world.a)).length, 1, 'and stays in the outbox, for the next start to clear')
+  await restartedStore().flushPendingEvents()
+  t.strictSame(await outboxOf(world.a), [], 'which it does')
+  t.equal((await logOf(world)).length, 1, 'without logging it twice')
 })
 
 const TRANSFER_STEPS: readonly StoreStep[] = ['transfer:begun', 'transfer:target-written', 'transfer:committed', 'transfer:source-removed']
