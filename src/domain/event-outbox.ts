@@ -24,6 +24,8 @@ import type { LoggedEvent, StoredEvent } from './change-events.js'
 /** Most events one flush moves; the log's positions leave room for 1000 per millisecond. */
 const MAX_BATCH_EVENTS = 1000
 const MAX_RETRY_PAUSE_MS = 30_000
+/** Longest the outbox clearing may hold the users' queues (server selection included). */
+const CLEAR_TIMEOUT_MS = 1000
 
 export interface EventOutboxOptions {
   users: Collection
@@ -181,9 +183,11 @@ export function createEventOutbox (options: EventOutboxOptions): EventOutbox {
     if (deliveries !== undefined) await insertNew(deliveries, logged.map((event) => ({ ...event, pending: true as const })))
     await options.onLogged?.()
     await withUsers(pending.map((job) => job.userId.toHexString()), async () => {
+      // Requests for these users wait meanwhile: bound the wait (a slow or unreachable database).
+      // Cut short, the events stay in the outbox, already logged, and the next flush clears them.
       await users.bulkWrite(pending.map((job) => ({
         updateOne: { filter: { _id: job.userId }, update: { $pullAll: { [outboxField]: job.events } } as Document }
-      })), { ordered: false })
+      })), { ordered: false, timeoutMS: CLEAR_TIMEOUT_MS })
     })
     options.afterFlush?.(logged.length)
   }

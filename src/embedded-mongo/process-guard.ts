@@ -22,11 +22,15 @@ function killAllSync (): void {
 }
 
 function onSignal (signal: NodeJS.Signals): void {
+  // The application handles this signal itself (the standalone server's graceful shutdown, the
+  // test runner): it stops its databases in order, after the work in flight, and the 'exit'
+  // handler stays the backstop. Killing them now would fail that work (requests in flight at a
+  // SIGTERM got database errors, and the server's close then waited on a dead database).
+  if (process.listenerCount(signal) > 1) return
   killAllSync()
   removeHandlers()
-  // Re-raise with the default action so the exit status says "killed by SIGINT" as usual,
-  // unless the application has its own handler (e.g. the test runner), which then decides.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+  // Re-raise with the default action so the exit status says "killed by SIGTERM" as usual.
+  process.kill(process.pid, signal)
 }
 
 let installed = false
