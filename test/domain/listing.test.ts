@@ -9,18 +9,9 @@ import { ObjectId } from 'mongodb'
 import { compareEntries, escapeRegex, listableEntries, listQuery, matchesFilter, type ListFilter } from '../../src/domain/listing.js'
 import type { StoredAssignment } from '../../src/domain/assignments.js'
 import { createListCursorCodec, cursorKey, type CursorScope } from '../../plugins/phone-numbers/list-cursor.js'
+import { seededRandom } from '../seeded-random.js'
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let x = state
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+const random = seededRandom
 
 const METACHARACTERS = ['\\', '^', '$', '.', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '/', '-']
 const created = new Date('2024-03-01T10:00:00.000Z')

@@ -24,6 +24,7 @@ import {
 import type { ClaimDocument } from '../../src/domain/number-claims.js'
 import { createTestDatabasePair } from '../helper-database.js'
 import { FERRETDB_NON_ATOMIC_UPDATES, TEST_BACKEND } from '../helper.js'
+import { seededRandom } from '../seeded-random.js'
 
 t.setTimeout(600_000)
 
@@ -36,17 +37,7 @@ t.comment(`OWNERSHIP_RACE_SEED=${SEED}`)
 const crossInstance = { todo: FERRETDB_NON_ATOMIC_UPDATES }
 const sameInstance = {}
 
-/** mulberry32: small, seedable, good enough to pick operations. */
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let value = state
-    value = Math.imul(value ^ (value >>> 15), value | 1)
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61)
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296
-  }
-}
+const random = seededRandom
 
 // otherDb: the same database over its own connection pool, as a second server process would use it.
 const { db, otherDb } = await createTestDatabasePair(t)

@@ -14,6 +14,7 @@ import { createListCursorCodec, cursorKey } from '../../plugins/phone-numbers/li
 import { listQuery } from '../../src/domain/listing.js'
 import { build, phoneNumbersUrl, TEST_BACKEND, TEST_SECRET, type Built } from '../helper.js'
 import { uriForDatabase } from '../helper-database.js'
+import { seededRandom } from '../seeded-random.js'
 
 const FERRETDB = TEST_BACKEND === 'ferretdb'
 // FerretDB seeds and scans slowly (the sparse-filter walk reads 1,150 users a page), and
@@ -39,17 +40,7 @@ interface Listed {
   updatedAt: string
 }
 
-/** Deterministic pseudo-random numbers (mulberry32): the same data on every run and backend. */
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let x = state
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+const random = seededRandom
 
 function pick<T> (next: () => number, items: readonly T[]): T {
   return items[Math.floor(next() * items.length)]!
