@@ -28,3 +28,27 @@ export async function buildStandaloneApp (t: Test, env: Record<string, string>):
   await server.ready()
   return { server, secret }
 }
+
+/** Blocks the event loop for `ms`, as a CPU-bound request would. */
+export function busyWait (ms: number): void {
+  const end = Date.now() + ms
+  while (Date.now() < end) { /* block */ }
+}
+
+/**
+ * Saturates the event loop until the returned function is called: every turn
+ * is blocked for `blockMs` (re-armed with setImmediate, so timers, I/O and
+ * injected requests still progress between blocks). Every event-loop-delay
+ * sample taken wholly inside that span then sees a mean delay of about
+ * `blockMs`, however loaded the machine is: a slower machine only adds delay.
+ */
+export function saturateEventLoop (blockMs: number): () => void {
+  let running = true
+  const turn = (): void => {
+    if (!running) return
+    busyWait(blockMs)
+    setImmediate(turn)
+  }
+  setImmediate(turn)
+  return () => { running = false }
+}
