@@ -35,6 +35,7 @@ import {
 } from './errors.js'
 import { actorOf, ROUTE_LOOKUP } from './auth.js'
 import type { ListCursorCodec } from './list-cursor.js'
+import { describeForHostOpenapi } from './host-openapi.js'
 
 export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore
@@ -87,6 +88,12 @@ function failureOf (result: Failure, provider: string, phoneNumber: string): Err
 }
 
 const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors }) => {
+  // Documentation only (a host's @fastify/swagger): the schemas below still validate and serialise.
+  await describeForHostOpenapi(fastify, [
+    PostOrganizationsPhoneNumbers, DeleteOrganizationsPhoneNumbers, PostOrganizationsPhoneNumbersTransfer,
+    GetPhoneNumbersInboundRoute, GetOrganizationsPhoneNumbersEvents, GetOrganizationsPhoneNumbers
+  ])
+
   fastify.route({
     ...PostOrganizationsPhoneNumbers,
     bodyLimit,

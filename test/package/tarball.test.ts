@@ -84,6 +84,7 @@ const CURRENT: Record<string, string> = {
   '@types/node': locked('@types/node'),
   // What the README's examples import besides the package (checked in this host).
   '@fastify/mongodb': locked('@fastify/mongodb'),
+  '@fastify/swagger': locked('@fastify/swagger'),
   'openapi-fetch': locked('openapi-fetch')
 }
 
