@@ -167,7 +167,8 @@ t.test('repair fixes only the claims; a second run reports only the user-documen
   }
   t.same((await snapshot(db, 'phoneNumberClaims')).get(N.clean), cleanClaimBefore, 'the backed claim is untouched')
 
-  // Users: byte for byte, except the transfers' copies (both on a2).
+  // Users: byte for byte, except the transfers' copies (both on a2), whose
+  // rewrite also gives a2 (seeded behind the store's back) its listing slot.
   const usersAfter = await snapshot(db, 'users')
   t.same([...usersAfter.keys()].sort(), [...usersBefore.keys()].sort())
   for (const [id, bytes] of usersBefore) {
@@ -179,9 +180,10 @@ t.test('repair fixes only the claims; a second run reports only the user-documen
     ...a2Before,
     // Rolled back: the target's copy goes. Rolled forward: the source's copy goes.
     phoneNumbers: a2Entries.filter((entry) => entry['phoneNumber'] !== N.transferBegun && entry['phoneNumber'] !== N.transferCommitted),
-    phoneNumbersRevision: 2
+    phoneNumbersRevision: 2,
+    phoneNumbersListSlot: { organizationId: a2Before['organizationId'], seq: 1 }
   }
-  t.same(BSON.deserialize(usersAfter.get(hex(ids.a2)) ?? Buffer.alloc(5)), a2Expected, 'a2 lost exactly the two transfer copies')
+  t.same(BSON.deserialize(usersAfter.get(hex(ids.a2)) ?? Buffer.alloc(5)), a2Expected, 'a2 lost exactly the two transfer copies (and gained its listing slot)')
   t.ok(usersAfter.get(hex(ids.a2))?.equals(Buffer.from(BSON.serialize(a2Expected))), 'and nothing else, byte for byte')
 
   const again = await checkIntegrity(db)

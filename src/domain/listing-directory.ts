@@ -1,0 +1,122 @@
+/**
+ * The listing directory: for each organization, the users that hold numbers
+ * there, in numbered slots (1, 2, 3…) in the order they got their first one.
+ * The listing walks the slots, so a page reads documents by exact `_id`
+ * only: a slot range, then its users with `_id: { $in }`. Every backend
+ * serves that from the `_id` index; mongo-java-server serves nothing else
+ * from an index (a query on `organizationId` scans the whole collection), so
+ * this is what keeps a page's cost flat as an organization grows.
+ *
+ * Slot 0 of an organization holds its counter (`last`, the highest slot
+ * handed out). A slot is taken by `$inc` on the counter, then inserting the
+ * slot document; `_id` uniqueness (which holds on every backend, unlike the
+ * counter's atomicity on FerretDB) makes two writers never share a slot.
+ *
+ * The user document names its slot (`<field>ListSlot`). A slot counts only
+ * while its user names it back, so the steps need no transaction: a crash
+ * after the `$inc` leaves a gap, one after the insert an orphan slot, and the
+ * listing skips both. A slot is never freed, so a user keeps its place in
+ * every walk under way.
+ */
+import type { Collection, Document, ObjectId } from 'mongodb'
+import { isSameObjectId } from './number-holders.js'
+
+export interface SlotId { organizationId: ObjectId, seq: number }
+
+export interface DirectoryDocument {
+  _id: SlotId
+  /** Slots 1…: the user. */
+  userId?: ObjectId
+  /** Slot 0: the highest slot handed out. */
+  last?: number
+}
+
+/** What the user document stores: its slot in its organization's directory. */
+export interface StoredSlot { organizationId: ObjectId, seq: number }
+
+export interface SlotRange {
+  /** Slot number → user, for the slots of the range that exist. */
+  users: Map<number, ObjectId>
+  /** The highest slot handed out (0 when none). */
+  last: number
+}
+
+/** Most attempts at taking a slot: only FerretDB's non-atomic `$inc` makes a second one happen. */
+const MAX_ALLOCATION_ATTEMPTS = 10
+
+/** Always built here, so the `_id` keys keep one order (an `_id` document matches only in its own key order). */
+export function slotId (organizationId: ObjectId, seq: number): SlotId {
+  return { organizationId, seq }
+}
+
+function isDuplicateKey (error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 11000
+}
+
+/** The user's slot number in that organization, or `undefined` when it has none there (or other code wrote the field). */
+export function slotOf (user: Document | null | undefined, slotField: string, organizationId: ObjectId): number | undefined {
+  const stored = user?.[slotField] as Partial<StoredSlot> | null | undefined
+  if (stored === null || typeof stored !== 'object' || !isSameObjectId(organizationId, stored.organizationId)) return undefined
+  return Number.isSafeInteger(stored.seq) && stored.seq! > 0 ? stored.seq : undefined
+}
+
+export interface ListingDirectory {
+  /** Takes a new slot for the user; the caller then names it in the user document (in the same write as the numbers). */
+  allocate (organizationId: ObjectId, userId: ObjectId): Promise<number>
+  /** The slots `from`…`from + count - 1` and the counter, in one query by `_id`. */
+  read (organizationId: ObjectId, from: number, count: number): Promise<SlotRange>
+}
+
+export interface ListingDirectoryOptions {
+  /** Called between the steps of an allocation (crash tests). */
+  onStep?: ((step: 'listing:counted' | 'listing:slotted') => Promise<void>) | undefined
+}
+
+export function createListingDirectory (directory: Collection<DirectoryDocument>, options: ListingDirectoryOptions = {}): ListingDirectory {
+  async function nextSeq (organizationId: ObjectId): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const counter = await directory.findOneAndUpdate(
+          { _id: slotId(organizationId, 0) },
+          { $inc: { last: 1 } },
+          { upsert: true, returnDocument: 'after' }
+        )
+        if (typeof counter?.last === 'number') return counter.last
+        throw new Error('the listing directory counter came back without its value')
+      } catch (error) {
+        // Two first allocations of an organization both upserted the counter: one insert lost, count again.
+        if (!isDuplicateKey(error) || attempt >= MAX_ALLOCATION_ATTEMPTS) throw error
+      }
+    }
+  }
+
+  async function allocate (organizationId: ObjectId, userId: ObjectId): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const seq = await nextSeq(organizationId)
+      await options.onStep?.('listing:counted')
+      try {
+        await directory.insertOne({ _id: slotId(organizationId, seq), userId })
+        await options.onStep?.('listing:slotted')
+        return seq
+      } catch (error) {
+        // The counter handed this number out twice (FerretDB's $inc is not atomic): take the next one.
+        if (!isDuplicateKey(error) || attempt >= MAX_ALLOCATION_ATTEMPTS) throw error
+      }
+    }
+  }
+
+  async function read (organizationId: ObjectId, from: number, count: number): Promise<SlotRange> {
+    const ids = [slotId(organizationId, 0)]
+    for (let seq = Math.max(from, 1); seq < from + count; seq++) ids.push(slotId(organizationId, seq))
+    const documents = await directory.find({ _id: { $in: ids } }, { limit: ids.length, batchSize: ids.length }).toArray()
+    const users = new Map<number, ObjectId>()
+    let last = 0
+    for (const document of documents) {
+      if (document._id.seq === 0) last = typeof document.last === 'number' ? document.last : 0
+      else if (document.userId !== undefined) users.set(document._id.seq, document.userId)
+    }
+    return { users, last }
+  }
+
+  return { allocate, read }
+}
