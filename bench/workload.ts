@@ -255,9 +255,9 @@ export async function seedListing (db: Db, size: ListingSize, users: number): Pr
       phoneNumbersListSlot: { organizationId, seq: start + offset + 1 }
     }))
     await collection.insertMany(batch, { ordered: false })
-    await directory.insertMany(batch.map((user) => ({ _id: slotId(organizationId, user.phoneNumbersListSlot.seq), userId: user._id })), { ordered: false })
+    await directory.insertMany(batch.map(({ _id: userId, phoneNumbersListSlot: { seq } }) => ({ _id: slotId(organizationId, seq), organizationId, seq, userId })), { ordered: false })
   }
-  await directory.insertOne({ _id: slotId(organizationId, 0), last: users })
+  await directory.insertOne({ _id: slotId(organizationId, 0), organizationId, seq: 0, last: users })
   return { size, organizationId: organizationId.toHexString(), userIds: userIds.map((id) => id.toHexString()) }
 }
 

@@ -68,8 +68,8 @@ async function storedEntries (org: ObjectId): Promise<string[]> {
 }
 
 async function directoryOf (org: ObjectId): Promise<{ last: number, slots: Document[] }> {
-  const documents = await db.collection('phoneNumberListing').find({ '_id.organizationId': org }).toArray()
-  const seqOf = (document: Document): unknown => (document['_id'] as { seq?: unknown }).seq
+  const documents = await db.collection('phoneNumberListing').find({ organizationId: org }).toArray()
+  const seqOf = (document: Document): unknown => document['seq']
   const counter = documents.find((document) => seqOf(document) === 0)
   return { last: typeof counter?.['last'] === 'number' ? counter['last'] : 0, slots: documents.filter((document) => seqOf(document) !== 0) }
 }
@@ -146,7 +146,7 @@ t.test('first numbers of many users at once, from two processes: one slot each, 
   t.equal(new Set(slots.values()).size, users.length, 'no two users share one (the _id of the slot document is unique on every backend)')
   const directory = await directoryOf(org)
   for (const [user, seq] of slots) {
-    t.ok(directory.slots.some((slot) => (slot['_id'] as { seq?: unknown }).seq === seq && String(slot['userId']) === user), `slot ${seq} points back to its user`)
+    t.ok(directory.slots.some((slot) => slot['_id'] === `${String(org)}:${seq}` && slot['seq'] === seq && String(slot['userId']) === user), `slot ${seq} (${String(org)}:${seq}) points back to its user`)
   }
   t.same(sorted(await walk(stores[0]!, org)), await storedEntries(org), 'the walk lists every stored entry once')
 })

@@ -763,9 +763,8 @@ t.test('explain: a page reads the directory and the users by _id', async (t: Tes
   const seeded = await seedOrganization(built, 8, 40)
   const slots = [...(await slotsOf(built.db, seeded.organizationId)).entries()].slice(0, 20)
   // The two queries of a page (src/domain/listing-directory.ts and store-reads.ts).
-  const org = new ObjectId(seeded.organizationId)
   const queries: Array<[string, string, Document]> = [
-    ['the directory', 'phoneNumberListing', { _id: { $in: [{ organizationId: org, seq: 0 }, ...slots.map(([, seq]) => ({ organizationId: org, seq }))] } }],
+    ['the directory', 'phoneNumberListing', { _id: { $in: [0, ...slots.map(([, seq]) => seq)].map((seq) => `${seeded.organizationId}:${seq}`) } }],
     ['the users', 'users', { _id: { $in: slots.map(([userId]) => new ObjectId(userId)) } }]
   ]
   const backend = TEST_BACKEND ?? 'this backend'
