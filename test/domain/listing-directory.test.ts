@@ -12,7 +12,9 @@
  * running while those users are assigned numbers.
  */
 import t, { type Test } from 'tap'
+import Fastify from 'fastify'
 import { ObjectId, type Document } from 'mongodb'
+import orgPhoneNumbers from '../../plugins/phone-numbers/index.js'
 import { createPhoneNumberStore, type ListPosition, type PhoneNumberStore, type StoreStep } from '../../src/domain/store.js'
 import { createTestDatabasePair } from '../helper-database.js'
 import { SimulatedCrash } from './simulated-crash.js'
@@ -192,4 +194,17 @@ t.test('a user the host moves to another organization: listed there (after index
   t.equal(await store.indexListing(), 1, 'indexListing gives a a slot in its new organization')
   t.same(sorted(await walk(store, other)), await storedEntries(other), 'the new organization lists a')
   t.equal((await storedEntries(other)).length, 1)
+})
+
+t.test('a server started on imported data lists it as soon as it is ready (indexListing runs before ready)', async (t) => {
+  const org = new ObjectId()
+  await db.collection('organizations').insertOne({ _id: org })
+  const imported = Array.from({ length: 5 }, (_, i) => ({ _id: new ObjectId(), organizationId: org, phoneNumbers: [{ provider: 'twilio', phoneNumber: `+1905777${String(i).padStart(4, '0')}`, isDefault: true, isInboundEnabled: true, createdAt: new Date(), updatedAt: new Date() }] }))
+  await db.collection('users').insertMany(imported)
+  const app = Fastify({ logger: false })
+  t.teardown(async () => { await app.close() })
+  await app.register(orgPhoneNumbers, { db, auth: { secret: 'a-secret-for-this-test-that-is-32-chars-long' } })
+  await app.ready()
+  t.equal((await namedSlots(org)).size, imported.length, 'every imported user has a slot once the server is ready')
+  t.same(sorted(await walk(app.orgPhoneNumbers, org)), await storedEntries(org), 'and the listing holds every imported entry')
 })
