@@ -21,6 +21,7 @@
  * every walk under way.
  */
 import type { Collection, Document, ObjectId } from 'mongodb'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { isSameObjectId } from './number-holders.js'
 
 export interface DirectoryDocument {
@@ -40,12 +41,17 @@ export interface StoredSlot { organizationId: ObjectId, seq: number }
 export interface SlotRange {
   /** Slot number → user, for the slots of the range that exist. */
   users: Map<number, ObjectId>
-  /** The highest slot handed out (0 when none). */
+  /** The highest slot handed out, or seen in the range (0 when none). */
   last: number
 }
 
-/** Most attempts at taking a slot: only FerretDB's non-atomic `$inc` makes a second one happen. */
-const MAX_ALLOCATION_ATTEMPTS = 10
+/**
+ * Most attempts at taking a slot. Only FerretDB's non-atomic `$inc` makes a
+ * second one happen: writers that read the same counter all get one number,
+ * one of them wins its insert per round, so n concurrent first numbers need
+ * up to n rounds (a random pause spreads them).
+ */
+const MAX_ALLOCATION_ATTEMPTS = 100
 
 export function slotId (organizationId: ObjectId, seq: number): string {
   return `${organizationId.toHexString()}:${seq}`
@@ -103,6 +109,7 @@ export function createListingDirectory (directory: Collection<DirectoryDocument>
       } catch (error) {
         // The counter handed this number out twice (FerretDB's $inc is not atomic): take the next one.
         if (!isDuplicateKey(error) || attempt >= MAX_ALLOCATION_ATTEMPTS) throw error
+        await sleep(Math.random() * Math.min(20, attempt))
       }
     }
   }
@@ -114,8 +121,13 @@ export function createListingDirectory (directory: Collection<DirectoryDocument>
     const users = new Map<number, ObjectId>()
     let last = 0
     for (const document of documents) {
-      if (document.seq === 0) last = typeof document.last === 'number' ? document.last : 0
-      else if (document.userId !== undefined) users.set(document.seq, document.userId)
+      if (document.seq !== 0) {
+        if (document.userId !== undefined) users.set(document.seq, document.userId)
+        // A counter below a slot that exists: a lost $inc on FerretDB rolled it back. The slot still counts.
+        last = Math.max(last, document.seq)
+      } else if (typeof document.last === 'number') {
+        last = Math.max(last, document.last)
+      }
     }
     return { users, last }
   }
