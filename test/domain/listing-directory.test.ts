@@ -208,3 +208,15 @@ t.test('a server started on imported data lists it as soon as it is ready (index
   t.equal((await namedSlots(org)).size, imported.length, 'every imported user has a slot once the server is ready')
   t.same(sorted(await walk(app.orgPhoneNumbers, org)), await storedEntries(org), 'and the listing holds every imported entry')
 })
+
+t.test('a counter rolled back below an existing slot (a lost $inc on FerretDB): the slot is still listed, and the next first number takes a free slot', async (t) => {
+  const { org, users: [a, b, c] } = await seedOrganization(3)
+  const store = storeOn()
+  for (const user of [a!, b!]) t.equal((await store.assign(org, user, { provider: 'twilio', phoneNumber: freshNumber() })).status, 'assigned')
+  // What a stale write of the counter leaves behind: slots 1 and 2 exist, the counter says 1.
+  await db.collection('phoneNumberListing').updateOne({ _id: `${String(org)}:0` } as Document, { $set: { last: 1 } })
+  t.same(sorted(await walk(store, org)), await storedEntries(org), 'both users are listed although the counter says 1')
+  t.equal((await store.assign(org, c!, { provider: 'twilio', phoneNumber: freshNumber() })).status, 'assigned', 'a new user\'s first number')
+  t.same([...(await namedSlots(org)).values()].sort(), [1, 2, 3], 'took slot 3: the duplicate slot 2 was skipped')
+  t.same(sorted(await walk(store, org)), await storedEntries(org), 'all three listed, once each')
+})
