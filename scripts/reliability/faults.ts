@@ -3,8 +3,8 @@
  * the standalone server under load (FAULTS_CONNECTIONS, default 20), the
  * database SIGKILLed mid-load, FAULTS_OUTAGE_S (default 6) seconds down, then
  * restarted on the same folder and port. Pass: during the outage every answer
- * is a 503/500 `{ error, details }` within the server selection timeout plus
- * 1.5 s, no connection is dropped, /health says 503 unavailable/down; after
+ * is a 503/500 `{ error, details }` within twice the server selection timeout
+ * plus 1.5 s, no connection is dropped, /health says 503 unavailable/down; after
  * the restart the same server process answers 200 again (time measured)
  * without being restarted; every user document is consistent afterwards.
  */
@@ -20,7 +20,11 @@ import { runLoad, type Sample } from './load.js'
 const connections = envNumber('FAULTS_CONNECTIONS', 20)
 const outageS = envNumber('FAULTS_OUTAGE_S', 6)
 const selectionTimeoutMs = envNumber('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000)
-const boundMs = selectionTimeoutMs + 1500
+// Twice: the store runs the operations on one number or one user one at a time
+// (per-key-queue.ts), so a request may wait for one already waiting on the dead
+// database, then wait its own server selection (CI: 4,003 ms once, 2,018 ms in
+// the run before; the single-timeout bound of 3,500 ms failed on the first).
+const boundMs = 2 * selectionTimeoutMs + 1500
 
 const ferret = await createFerret()
 const uri = ferret.uri('faults')
@@ -86,6 +90,7 @@ const problems: string[] = []
 const outageStatuses: Record<string, number> = {}
 for (const s of [...inOutage, ...inFlightAtKill]) outageStatuses[s.failure ?? String(s.status)] = (outageStatuses[s.failure ?? String(s.status)] ?? 0) + 1
 const maxOutageMs = Math.max(0, ...inOutage.map((s) => s.end - s.start))
+const slowestInOutage = inOutage.reduce<Sample | undefined>((slowest, s) => slowest === undefined || s.end - s.start > slowest.end - slowest.start ? s : slowest, undefined)
 const maxInFlightMs = Math.max(0, ...inFlightAtKill.map((s) => s.end - s.start))
 for (const s of [...inOutage, ...inFlightAtKill]) {
   if (s.failure !== undefined) problems.push(`${s.op} during the outage: no HTTP answer (${s.failure})`)
@@ -118,6 +123,8 @@ finish('faults', {
   inFlightAtKill: inFlightAtKill.length,
   outageStatuses,
   maxLatencyDuringOutageMs: Math.round(maxOutageMs),
+  slowestDuringOutage: slowestInOutage === undefined ? null : { op: slowestInOutage.op, status: slowestInOutage.status, startedAfterKillMs: Math.round(slowestInOutage.start - killedAt) },
+  latencyBoundMs: boundMs,
   maxLatencyInFlightAtKillMs: Math.round(maxInFlightMs),
   healthDuringOutage: `${healthOutage.filter((h) => h.status === 503).length}/${healthOutage.length} x 503 unavailable/down, max ${Math.round(Math.max(0, ...healthOutage.map((h) => h.ms)))} ms`,
   restartUntilPingMs: Math.round(restartMs),
