@@ -15,7 +15,6 @@
  */
 import { ObjectId, type Db } from 'mongodb'
 import type { ClaimDocument } from '../src/domain/number-claims.js'
-import { slotId, type DirectoryDocument } from '../src/domain/listing-directory.js'
 import { DEFAULT_STORE_OPTIONS } from '../src/domain/store.js'
 
 export const PROVIDERS = ['twilio', 'sinch'] as const
@@ -239,25 +238,20 @@ export function meetsListingFilter (entry: { provider?: unknown, isInboundEnable
  */
 export async function seedListing (db: Db, size: ListingSize, users: number): Promise<ListingWorkload> {
   const organizationId = new ObjectId()
-  // Sorted, and given slots in this order: the listing's order.
+  // Sorted: the listing's order, whatever the ObjectId counter did meanwhile.
   const userIds = Array.from({ length: users }, () => new ObjectId()).sort((a, b) => a.toHexString() < b.toHexString() ? -1 : 1)
   await db.collection('organizations').insertOne({ _id: organizationId, name: `Listing organization (${size}, ${users} users)` })
   const collection = db.collection('users')
-  const directory = db.collection<DirectoryDocument>('phoneNumberListing')
   for (let start = 0; start < users; start += LISTING_SEED_BATCH) {
     const batch = userIds.slice(start, start + LISTING_SEED_BATCH).map((_id, offset) => ({
       _id,
       organizationId,
       name: `Listed agent ${start + offset}`,
       role: 'AGENT',
-      phoneNumbers: listingEntries(size, start + offset),
-      // Imported with their listing slots (in this order), as the store would have given them one by one.
-      phoneNumbersListSlot: { organizationId, seq: start + offset + 1 }
+      phoneNumbers: listingEntries(size, start + offset)
     }))
     await collection.insertMany(batch, { ordered: false })
-    await directory.insertMany(batch.map(({ _id: userId, phoneNumbersListSlot: { seq } }) => ({ _id: slotId(organizationId, seq), organizationId, seq, userId })), { ordered: false })
   }
-  await directory.insertOne({ _id: slotId(organizationId, 0), organizationId, seq: 0, last: users })
   return { size, organizationId: organizationId.toHexString(), userIds: userIds.map((id) => id.toHexString()) }
 }
 

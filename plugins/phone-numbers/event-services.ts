@@ -1,9 +1,8 @@
 /**
- * The store's background work for one plugin instance: moving events left in
- * user documents to the log (at startup, then periodically), retention,
- * delivery to `onEvent`, and listing slots for users whose numbers other code
- * wrote (at startup, then every few minutes). Started when the server is
- * ready, stopped when it closes.
+ * The event log's background work for one plugin instance: moving events
+ * left in user documents to the log (at startup, then periodically),
+ * retention, and delivery to `onEvent`. Started when the server is ready,
+ * stopped when it closes.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from 'mongodb'
@@ -14,8 +13,6 @@ import type { EventDeliveryOptions } from './options.js'
 
 const FLUSH_ON_CLOSE_MS = 5000
 const RETENTION_CHECK_MS = 60 * 60 * 1000
-/** A backstop only: code that writes numbers straight into user documents calls indexListing() itself. */
-const LISTING_INDEX_MS = 10 * 60 * 1000
 const DAY_MS = 24 * 60 * 60 * 1000
 
 export interface EventServicesOptions {
@@ -32,8 +29,6 @@ export interface EventServicesOptions {
 }
 
 export interface EventServices {
-  /** Settles once the startup pass of indexListing is over (it never rejects: failures are logged). */
-  listingIndexed: Promise<void>
   /** Events were just logged: deliver them without waiting for the next poll. */
   wake (): void
   stop (): Promise<void>
@@ -51,15 +46,6 @@ export function startEventServices (options: EventServicesOptions): EventService
   }
   sweep()
   timers.push(setInterval(sweep, options.sweepIntervalMs))
-
-  const indexListing = async (): Promise<void> => {
-    await store.indexListing().then((users) => {
-      if (users > 0) log.info({ users }, 'org-phone-numbers: gave listing slots to users whose numbers were written outside the plugin')
-    }, (error: unknown) => log.error({ err: error }, 'org-phone-numbers: could not index the listing'))
-  }
-  const listingIndexed = indexListing()
-  // indexListing never rejects (it logs), so the promise can be left alone.
-  timers.push(setInterval(() => { indexListing().catch(() => {}) }, LISTING_INDEX_MS))
 
   const { retentionDays } = options
   if (retentionDays !== undefined) {
@@ -88,7 +74,6 @@ export function startEventServices (options: EventServicesOptions): EventService
   }
 
   return {
-    listingIndexed,
     wake: () => delivery?.wake(),
     async stop () {
       for (const timer of timers) clearInterval(timer)

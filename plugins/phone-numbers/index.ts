@@ -95,8 +95,6 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
       onDeliveryFailure: options.onDeliveryFailure,
       delivery: { ...options.eventDelivery, collection: deliveryCollection }
     })
-    // Ready means the listing is complete: users whose numbers other code wrote are in it.
-    await services.listingIndexed
   })
   fastify.addHook('onClose', async () => { await services?.stop() })
 

@@ -5,6 +5,7 @@
  * is refused (400) before any database work, never read as a position.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { ObjectId } from 'mongodb'
 import { PROVIDERS, type Provider } from '../../src/domain/assignments.js'
 import type { ListPosition } from '../../src/domain/listing.js'
 
@@ -20,10 +21,10 @@ export interface ListCursorCodec {
   decode: (scope: CursorScope, cursor: string) => ListPosition | undefined
 }
 
-// 2: positions are listing-directory slots (1 held user ids); older cursors are refused.
-const VERSION = 2
+const VERSION = 1
 const MAC_BYTES = 16
 const E164 = /^\+[1-9]\d{1,14}$/
+const HEX_ID = /^[0-9a-f]{24}$/
 
 /**
  * The signing key: `cursorSecret` when given, else derived from the HMAC
@@ -48,7 +49,7 @@ export function createListCursorCodec (key: Buffer): ListCursorCodec {
   }
 
   function encode (scope: CursorScope, position: ListPosition): string {
-    const fields = { v: VERSION, s: position.seq, n: position.phoneNumber, p: position.provider }
+    const fields = { v: VERSION, u: position.userId.toHexString(), n: position.phoneNumber, p: position.provider }
     const payload = Buffer.from(JSON.stringify(fields)).toString('base64url')
     return `${payload}.${mac(scope, payload).toString('base64url')}`
   }
@@ -67,11 +68,11 @@ export function createListCursorCodec (key: Buffer): ListCursorCodec {
       return undefined
     }
     // Signed by this codec, so well formed; checked anyway, a key may be shared with older versions.
-    const { v, s, n, p } = (fields ?? {}) as Record<string, unknown>
-    if (v !== VERSION || typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) return undefined
-    if (n === undefined && p === undefined) return { seq: s }
+    const { v, u, n, p } = (fields ?? {}) as Record<string, unknown>
+    if (v !== VERSION || typeof u !== 'string' || !HEX_ID.test(u)) return undefined
+    if (n === undefined && p === undefined) return { userId: new ObjectId(u) }
     if (typeof n !== 'string' || !E164.test(n) || !PROVIDERS.includes(p as Provider)) return undefined
-    return { seq: s, phoneNumber: n, provider: p as Provider }
+    return { userId: new ObjectId(u), phoneNumber: n, provider: p as Provider }
   }
 
   return { encode, decode }

@@ -57,8 +57,6 @@ export interface OrgPhoneNumbersOptions {
   canLookUpInboundRoutes?: ((claims: CallerClaims) => boolean) | undefined
   /** Collection of the number claims (which organization holds a number, which assignment routes it). Default `phoneNumberClaims`. */
   claimsCollection?: string | undefined
-  /** Collection of the listing directory (each organization's users that hold numbers, in listing order). Default `phoneNumberListing`. */
-  listingCollection?: string | undefined
   /** How long another server process's claim on a number stays its own, in ms (see the README's ownership section). Default 10000. */
   claimLeaseMs?: number | undefined
   /**
@@ -158,17 +156,15 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   }
   checkPositiveInteger('claimLeaseMs', options.claimLeaseMs)
   checkName('eventsCollection', options.eventsCollection)
-  checkName('listingCollection', options.listingCollection)
   const ownCollections = [
     options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection,
     options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection,
     claimsCollection,
     options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection,
-    options.listingCollection ?? DEFAULT_STORE_OPTIONS.listingCollection,
     ...(options.onEvent === undefined ? [] : [options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection])
   ]
   if (new Set(ownCollections).size !== ownCollections.length) {
-    throw optionError(`the users, organizations, claims, events, listing and deliveries collections must all be different collections, got ${ownCollections.join(', ')}`)
+    throw optionError(`the users, organizations, claims, events and deliveries collections must be five different collections, got ${ownCollections.join(', ')}`)
   }
   checkName('eventDelivery.collection', options.eventDelivery?.collection)
   checkPositiveInteger('eventVisibilityDelayMs', options.eventVisibilityDelayMs)

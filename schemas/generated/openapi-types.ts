@@ -10,7 +10,7 @@ export interface paths {
         };
         /**
          * List the phone-number assignments of an organization (SuperAdmin only)
-         * @description Lists the assignments held by the users of the organization, a page at a time. Users come in the order they got their first number in the organization (a place each user keeps, even when its numbers are all removed), and each user's assignments by phone number, then provider. Filters combine with AND. Follow `nextCursor` (with the same filters) until it is null: an assignment that exists for the whole walk is returned exactly once, even while other requests add and remove numbers. A page reads a bounded number of users, so with a sparse filter a page may hold fewer than `limit` assignments (even none) and still carry a cursor.
+         * @description Lists the assignments held by the users of the organization, a page at a time, ordered by user id, then phone number, then provider. Filters combine with AND. Follow `nextCursor` (with the same filters) until it is null: an assignment that exists for the whole walk is returned exactly once, even while other requests add and remove numbers. A page reads a bounded number of users, so with a sparse filter a page may hold fewer than `limit` assignments (even none) and still carry a cursor.
          */
         get: operations["get_organizations_phone_numbers"];
         put?: never;

@@ -1,10 +1,9 @@
 /**
  * How a listing pages: the filters an entry must meet, the order of entries
- * (the user's slot in the organization's listing directory, then phone
- * number, then provider), and positions in that order. Pure, so the paging
- * rules are tested once; the store reads the documents.
+ * (user `_id`, then phone number, then provider), and positions in that order.
+ * Pure, so the paging rules are tested once; the store runs the query.
  */
-import type { ObjectId } from 'mongodb'
+import type { Document, ObjectId } from 'mongodb'
 import { isListable, type Provider, type StoredAssignment } from './assignments.js'
 
 export interface ListFilter {
@@ -20,16 +19,37 @@ export interface ListFilter {
 
 /**
  * A place in the listing order: after the entry (phoneNumber, provider) of
- * the user in directory slot `seq`, or after that whole slot when they are
- * absent (listing-directory.ts).
+ * that user, or after the whole user when they are absent.
  */
 export interface ListPosition {
-  seq: number
+  userId: ObjectId
   phoneNumber?: string | undefined
   provider?: Provider | undefined
 }
 
-/** Whether one stored entry meets every filter. The label is compared as text, never built into a pattern. */
+/** Regex metacharacters escaped: the client's text is matched literally, never as a pattern. */
+export function escapeRegex (text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')
+}
+
+/**
+ * The users query: the organization, the position, and each filter on the
+ * array's dotted fields. Dotted conditions may be met by different entries of
+ * one user, so `matchesFilter` decides per entry afterwards.
+ */
+export function listQuery (organizationId: ObjectId, field: string, filter: ListFilter, after: ListPosition | undefined): Document {
+  const conditions: Document[] = [{ organizationId }]
+  if (filter.userId !== undefined) conditions.push({ _id: filter.userId })
+  if (after !== undefined) conditions.push({ _id: after.phoneNumber === undefined ? { $gt: after.userId } : { $gte: after.userId } })
+  if (filter.provider !== undefined) conditions.push({ [`${field}.provider`]: filter.provider })
+  if (filter.phoneNumberPrefix !== undefined) conditions.push({ [`${field}.phoneNumber`]: { $regex: `^${escapeRegex(filter.phoneNumberPrefix)}` } })
+  if (filter.isInboundEnabled !== undefined) conditions.push({ [`${field}.isInboundEnabled`]: filter.isInboundEnabled })
+  if (filter.isDefault !== undefined) conditions.push({ [`${field}.isDefault`]: filter.isDefault })
+  if (filter.label !== undefined) conditions.push({ [`${field}.label`]: { $regex: escapeRegex(filter.label), $options: 'i' } })
+  return conditions.length === 1 ? conditions[0]! : { $and: conditions }
+}
+
+/** Whether one stored entry meets every filter (the entry level of `listQuery`). */
 export function matchesFilter (entry: StoredAssignment, filter: ListFilter): boolean {
   if (filter.provider !== undefined && entry.provider !== filter.provider) return false
   if (filter.phoneNumberPrefix !== undefined && !entry.phoneNumber.startsWith(filter.phoneNumberPrefix)) return false

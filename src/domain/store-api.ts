@@ -36,11 +36,6 @@ export interface PhoneNumberStoreOptions {
    * Default 10000.
    */
   claimLeaseMs?: number | undefined
-  /**
-   * Collection of the listing directory (each organization's users that hold
-   * numbers, in numbered slots; see listing-directory.ts). Default `phoneNumberListing`.
-   */
-  listingCollection?: string | undefined
   /** Collection of the change log (one document per stored change). Default `phoneNumberEvents`. */
   eventsCollection?: string | undefined
   /**
@@ -77,10 +72,6 @@ export type StoreStep =
   | 'transfer:source-removed'
   /** Events inserted in the log, not yet taken out of the user's outbox. */
   | 'events:logged'
-  /** A listing slot counted for a user, its document not yet inserted. */
-  | 'listing:counted'
-  /** A listing slot inserted, not yet named by its user. */
-  | 'listing:slotted'
 
 export interface ListedAssignment extends StoredAssignment {
   userId: ObjectId
@@ -210,14 +201,6 @@ export interface PhoneNumberStore {
    * user holds otherwise.
    */
   repairClaim (phoneNumber: string): Promise<ClaimRepair>
-  /**
-   * Gives a listing slot to every user that holds numbers without one in its
-   * organization: users whose numbers other code wrote straight into the
-   * documents (an import, an older version), or whom the host moved to another
-   * organization. Runs at startup; call it after such a write to list those
-   * users at once. Returns how many users it added.
-   */
-  indexListing (): Promise<number>
   /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
   ensureIndexes (): Promise<void>
 }
@@ -240,7 +223,6 @@ export const DEFAULT_STORE_OPTIONS = {
   maxNumbersPerUser: 100,
   claimLeaseMs: 10_000,
   eventsCollection: 'phoneNumberEvents',
-  listingCollection: 'phoneNumberListing',
   eventVisibilityDelayMs: 1000
 } as const
 

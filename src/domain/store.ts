@@ -48,7 +48,6 @@ import { createEvent, eventsBetween, type LoggedEvent, type StoredEvent } from '
 import { createEventOutbox, readOutbox } from './event-outbox.js'
 import { createEventLog } from './event-log.js'
 import { createStoreReads } from './store-reads.js'
-import { createListingDirectory, slotOf, type DirectoryDocument } from './listing-directory.js'
 
 import {
   DEFAULT_STORE_OPTIONS,
@@ -114,9 +113,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   )
   // The outbox is read with the user, so pending events another process left are flushed on the next access.
   const outboxField = `${field}Outbox`
-  // The user's place in its organization's listing directory (listing-directory.ts).
-  const slotField = `${field}ListSlot`
-  const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1, [outboxField]: 1, [slotField]: 1 } }
+  const userProjection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1, [outboxField]: 1 } }
   const numberField = `${field}.phoneNumber`
   const providerField = `${field}.provider`
   // Lock order: number, then user; nothing waits for a number while holding a user.
@@ -139,10 +136,6 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     ))
   })
   const eventLog = createEventLog(eventsCollection, { visibilityDelayMs })
-  const directory = createListingDirectory(
-    db.collection<DirectoryDocument>(options.listingCollection ?? DEFAULT_STORE_OPTIONS.listingCollection),
-    { onStep: step }
-  )
 
   /** Runs `task` holding the queues of all these users (taken in one order, so two such calls never wait on each other). */
   async function withUsers<T> (userIds: readonly string[], task: () => Promise<T>): Promise<T> {
@@ -214,17 +207,11 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     written: StoredEvent[] = []
   ): Promise<Outcome | typeof USER_NOT_FOUND | typeof CONFLICT | MalformedField> {
     let user = firstRead
-    // A listing slot this call took: kept for the next attempt when a write loses the race.
-    let takenSlot: number | undefined
     for (let attempt = 1; ; attempt++) {
       const current = readOwnArray(user, organizationId)
       if (!Array.isArray(current)) return current
       const { next, outcome } = change(current)
       if (next === undefined) return outcome
-      // A user holding numbers needs a place in the listing: its first one in this organization takes a slot.
-      const slot = next.length > 0 && slotOf(user, slotField, organizationId) === undefined
-        ? { organizationId, seq: takenSlot ??= await directory.allocate(organizationId, userId) }
-        : undefined
       if (Date.now() > deadline) return CONFLICT
       const events = describe?.(current, next) ?? []
 
@@ -232,12 +219,11 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       // at 1. $eq compares literally: a stored value is never read as an operator.
       const revision: unknown = user?.[revisionField] ?? null
       const nextRevision = typeof revision === 'number' ? revision + 1 : 1
-      const set = slot === undefined
-        ? { [field]: next, [revisionField]: nextRevision }
-        : { [field]: next, [revisionField]: nextRevision, [slotField]: slot }
       const { matchedCount } = await users.updateOne(
         { _id: userId, organizationId, [revisionField]: { $eq: revision } },
-        events.length === 0 ? { $set: set } : { $set: set, $push: { [outboxField]: { $each: events } } } as Document
+        events.length === 0
+          ? { $set: { [field]: next, [revisionField]: nextRevision } }
+          : { $set: { [field]: next, [revisionField]: nextRevision }, $push: { [outboxField]: { $each: events } } } as Document
       )
       if (matchedCount === 1) {
         // Events still pending from earlier writes go first: whoever flushes this user keeps their order.
@@ -604,42 +590,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     return await queueByNumber(input.phoneNumber, async () => await withRecovery(async () => await transferOnce(organizationId, input, change)))
   }
 
-  const reads = createStoreReads({ users, claims, field, findOrganization, directory, slotField })
-
-  /** Names a new slot in the user document, by compare-and-swap like every write; false when it needs none or kept losing. */
-  async function giveSlot (userId: ObjectId, organizationId: ObjectId): Promise<boolean> {
-    return await queueByUser(userId.toHexString(), async () => {
-      let seq: number | undefined
-      for (let attempt = 1; attempt <= maxWriteAttempts; attempt++) {
-        const user = await findUser(userId)
-        const array: unknown = user?.[field]
-        if (user === null || !isSameObjectId(organizationId, user['organizationId']) || !Array.isArray(array) || array.length === 0) return false
-        if (slotOf(user, slotField, organizationId) !== undefined) return false
-        seq ??= await directory.allocate(organizationId, userId)
-        const revision: unknown = user[revisionField] ?? null
-        const { matchedCount } = await users.updateOne(
-          { _id: userId, organizationId, [revisionField]: { $eq: revision } },
-          { $set: { [slotField]: { organizationId, seq }, [revisionField]: typeof revision === 'number' ? revision + 1 : 1 } }
-        )
-        if (matchedCount === 1) return true
-        await sleep(backoffMs(attempt))
-      }
-      return false
-    })
-  }
-
-  async function indexListing (): Promise<number> {
-    let added = 0
-    // In _id order, so that users imported together keep that order in the listing.
-    const holders = users.find({ [`${field}.0`]: { $exists: true } }, { projection: { organizationId: 1, [slotField]: 1 }, sort: { _id: 1 } })
-    for await (const holder of holders) {
-      const organizationId: unknown = holder['organizationId']
-      // Only users of an organization the API can name (an ObjectId); other code's shapes are left alone.
-      if (!(organizationId instanceof ObjectId) || slotOf(holder, slotField, organizationId) !== undefined) continue
-      if (await giveSlot(holder['_id'] as ObjectId, organizationId)) added++
-    }
-    return added
-  }
+  const reads = createStoreReads({ users, claims, field, findOrganization })
 
   // Everything but the (possibly large) numbers array and its revision.
   const callerProjection = { projection: { [field]: 0, [revisionField]: 0 } }
@@ -660,6 +611,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
       eventLog.ensureIndexes(),
       // Finds the users whose outbox still holds events (startup and periodic sweeps).
       users.createIndex({ [`${outboxField}._id`]: 1 }, { name: `${outboxField}__id`, sparse: true }),
+      // Org-scoped listing in its order (pages start at a user _id) and the organizationId part of every write filter.
+      users.createIndex({ organizationId: 1, _id: 1 }, { name: 'organizationId_1__id_1' }),
       // Inbound routing and the ownership rules: who holds a number (of a provider).
       users.createIndex({ [numberField]: 1, [providerField]: 1 }, { name: `${field}_phoneNumber_provider` })
     ])
@@ -679,7 +632,6 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     findHolder: reads.findHolder,
     findCaller,
     repairClaim,
-    indexListing,
     ensureIndexes
   }
 }

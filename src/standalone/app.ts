@@ -95,7 +95,6 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
       bodyLimit: config.bodyLimit,
       maxNumbersPerUser: config.maxNumbersPerUser,
       claimsCollection: config.claimsCollection,
-      listingCollection: config.listingCollection,
       claimLeaseMs: config.claimLeaseMs,
       // A telephony gateway's service token may carry its own role (ROUTE_LOOKUP_ROLES).
       canLookUpInboundRoutes: (claims) => typeof claims.role === 'string' && config.routeLookupRoles.includes(claims.role),

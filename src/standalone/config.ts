@@ -83,8 +83,6 @@ export interface ServerConfig {
   maxNumbersPerUser: number
   /** Collection of the number claims. */
   claimsCollection: string
-  /** Collection of the listing directory. */
-  listingCollection: string
   /** How long another process's claim on a number stays its own, ms. */
   claimLeaseMs: number
   /** Token roles (`role` claim) that may call the inbound-route lookup. */
@@ -286,7 +284,6 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
     maxNumbersPerUser: integer('MAX_NUMBERS_PER_USER', DEFAULT_OPTIONS.maxNumbersPerUser, 1, 10_000),
     claimsCollection: name('CLAIMS_COLLECTION', DEFAULT_OPTIONS.claimsCollection),
-    listingCollection: name('LISTING_COLLECTION', DEFAULT_OPTIONS.listingCollection),
     claimLeaseMs: integer('CLAIM_LEASE_MS', DEFAULT_OPTIONS.claimLeaseMs, 1000, 3_600_000),
     routeLookupRoles: roles('ROUTE_LOOKUP_ROLES', ['SUPERADMIN']),
     jwtMaxLifetimeSeconds: optionalInteger('JWT_MAX_LIFETIME_S', 1, 31_536_000),

@@ -6,15 +6,65 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { ObjectId } from 'mongodb'
-import { compareEntries, listableEntries, matchesFilter } from '../../src/domain/listing.js'
+import { compareEntries, escapeRegex, listableEntries, listQuery, matchesFilter, type ListFilter } from '../../src/domain/listing.js'
 import type { StoredAssignment } from '../../src/domain/assignments.js'
 import { createListCursorCodec, cursorKey, type CursorScope } from '../../plugins/phone-numbers/list-cursor.js'
+import { seededRandom } from '../seeded-random.js'
 
+const random = seededRandom
+
+const METACHARACTERS = ['\\', '^', '$', '.', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '/', '-']
 const created = new Date('2024-03-01T10:00:00.000Z')
 
 function entry (provider: StoredAssignment['provider'], phoneNumber: string, extra: Partial<StoredAssignment> = {}): StoredAssignment {
   return { provider, phoneNumber, isDefault: false, isInboundEnabled: true, createdAt: created, updatedAt: created, ...extra }
 }
+
+t.test('escapeRegex: a RegExp built from the escaped text matches exactly the literal text', async (t) => {
+  for (const ch of METACHARACTERS) {
+    const text = `a${ch}b`
+    const exact = new RegExp(`^${escapeRegex(text)}$`)
+    t.ok(exact.test(text), `${JSON.stringify(text)} matches itself`)
+    for (const other of ['ab', 'aXb', `a${ch}${ch}b`, `a${ch}bb`, 'a\nb', `A${ch}B`]) {
+      t.notOk(exact.test(other), `${JSON.stringify(text)} escaped does not match ${JSON.stringify(other)}`)
+    }
+    // Unanchored, as the label filter uses it: found inside a longer text, nowhere else.
+    const inside = new RegExp(escapeRegex(ch))
+    t.ok(inside.test(`left ${ch} right`), `${JSON.stringify(ch)} found in a text containing it`)
+    t.notOk(inside.test('left  right, no metacharacters at all'), `${JSON.stringify(ch)} escaped is not found in a text without it`)
+  }
+
+  const all = METACHARACTERS.join('')
+  t.ok(new RegExp(`^${escapeRegex(all)}$`).test(all), 'all metacharacters together match themselves')
+  t.notOk(new RegExp(escapeRegex('.*'), 'i').test('anything at all'), '".*" escaped does not match any text')
+  t.ok(new RegExp(escapeRegex('.*'), 'i').test('label a.*b'), '".*" escaped matches the literal ".*"')
+  t.notOk(new RegExp(`^${escapeRegex('+1416')}`).test('+11416'), 'the prefix "+1416" escaped is not "one or more 1s then 416"')
+  t.ok(new RegExp(`^${escapeRegex('+1416')}`).test('+14165550100'), 'the prefix "+1416" escaped matches +1416…')
+
+  // Random texts over metacharacters, letters and digits: the anchored escaped
+  // pattern matches a candidate exactly when the candidate is the same text.
+  const next = random(12)
+  const alphabet = [...METACHARACTERS, 'a', 'B', '1', ' ', 'é']
+  const pick = (): string => {
+    const length = 1 + Math.floor(next() * 8)
+    return Array.from({ length }, () => alphabet[Math.floor(next() * alphabet.length)]!).join('')
+  }
+  const texts = Array.from({ length: 300 }, pick)
+  let mismatches = 0
+  for (const text of texts) {
+    let pattern: RegExp
+    try {
+      pattern = new RegExp(`^${escapeRegex(text)}$`)
+    } catch (error) {
+      t.fail(`escaped ${JSON.stringify(text)} is not a valid pattern: ${String(error)}`)
+      continue
+    }
+    for (const candidate of texts) {
+      if (pattern.test(candidate) !== (candidate === text)) mismatches++
+    }
+  }
+  t.equal(mismatches, 0, '300 random texts: each escaped pattern matches only its own text among the 300')
+})
 
 t.test('matchesFilter: each filter on its own and together, on one entry', async (t) => {
   const twilio = entry('twilio', '+14165550101', { isDefault: true, isInboundEnabled: true, label: 'Main Outbound' })
@@ -78,17 +128,17 @@ t.test('listableEntries: skips other shapes, orders by phone number then provide
   t.equal(raw.length, 18, 'the input is left as it was')
   t.equal(raw[1], null)
 
-  const seq = 7
+  const userId = new ObjectId()
   for (let i = 0; i < ordered.length; i++) {
     const at = ordered[i]!
-    t.same(listableEntries(raw, {}, { seq, phoneNumber: at.phoneNumber, provider: at.provider }), ordered.slice(i + 1), `after ${at.provider} ${at.phoneNumber}: the entries after it`)
+    t.same(listableEntries(raw, {}, { userId, phoneNumber: at.phoneNumber, provider: at.provider }), ordered.slice(i + 1), `after ${at.provider} ${at.phoneNumber}: the entries after it`)
   }
   // A position whose entry is gone (removed between pages): the entries after where it was.
-  t.same(listableEntries(raw.filter((item) => item !== c), {}, { seq, phoneNumber: c.phoneNumber, provider: c.provider }), [a, e], 'after the removed textgrid entry: twilio of the same number, then the next number')
-  t.same(listableEntries(raw, {}, { seq, phoneNumber: '+1416555010', provider: 'sinch' }), [d, b, c, a, e], 'before the first entry')
-  t.same(listableEntries(raw, {}, { seq, phoneNumber: '+19999999999', provider: 'twilio' }), [], 'after the last entry')
-  t.same(listableEntries(raw, {}, { seq }), ordered, 'a position after a whole user (no phone number) does not cut inside the list')
-  t.same(listableEntries(raw, { provider: 'twilio' }, { seq, phoneNumber: '+1416555010', provider: 'twilio' }), [a], 'filters and position together')
+  t.same(listableEntries(raw.filter((item) => item !== c), {}, { userId, phoneNumber: c.phoneNumber, provider: c.provider }), [a, e], 'after the removed textgrid entry: twilio of the same number, then the next number')
+  t.same(listableEntries(raw, {}, { userId, phoneNumber: '+1416555010', provider: 'sinch' }), [d, b, c, a, e], 'before the first entry')
+  t.same(listableEntries(raw, {}, { userId, phoneNumber: '+19999999999', provider: 'twilio' }), [], 'after the last entry')
+  t.same(listableEntries(raw, {}, { userId }), ordered, 'a position after a whole user (no phone number) does not cut inside the list')
+  t.same(listableEntries(raw, { provider: 'twilio' }, { userId, phoneNumber: '+1416555010', provider: 'twilio' }), [a], 'filters and position together')
 })
 
 t.test('compareEntries: phone number first, then provider, by string comparison', async (t) => {
@@ -99,19 +149,41 @@ t.test('compareEntries: phone number first, then provider, by string comparison'
   t.equal(compareEntries(entry('twilio', '+1', { label: 'x' }), entry('twilio', '+1', { isDefault: true })), 0, 'only the key counts')
 })
 
+t.test('listQuery: organization, position and dotted prefilters, with the text escaped', async (t) => {
+  const organizationId = new ObjectId()
+  const userId = new ObjectId()
+  t.same(listQuery(organizationId, 'phoneNumbers', {}, undefined), { organizationId }, 'no filter, no position: the organization only')
+  t.same(listQuery(organizationId, 'phoneNumbers', {}, { userId }), { $and: [{ organizationId }, { _id: { $gt: userId } }] }, 'after a whole user: strictly greater ids')
+  t.same(listQuery(organizationId, 'phoneNumbers', {}, { userId, phoneNumber: '+1', provider: 'twilio' }), { $and: [{ organizationId }, { _id: { $gte: userId } }] }, 'inside a user: that user again')
+  const query = listQuery(organizationId, 'numbers', {
+    userId, provider: 'sinch', phoneNumberPrefix: '+1416', label: 'a.*(b', isInboundEnabled: false, isDefault: true
+  } satisfies ListFilter, undefined)
+  t.same(query, {
+    $and: [
+      { organizationId },
+      { _id: userId },
+      { 'numbers.provider': 'sinch' },
+      { 'numbers.phoneNumber': { $regex: '^\\+1416' } },
+      { 'numbers.isInboundEnabled': false },
+      { 'numbers.isDefault': true },
+      { 'numbers.label': { $regex: 'a\\.\\*\\(b', $options: 'i' } }
+    ]
+  }, 'every filter on the configured field, label and prefix escaped')
+})
+
 t.test('cursor codec: round trip, scope binding, and refusal of altered cursors', async (t) => {
   const key = cursorKey(undefined, 'a-token-secret-that-is-at-least-32-characters')
   const codec = createListCursorCodec(key)
   const organizationId = new ObjectId().toHexString()
   const scope: CursorScope = { organizationId, filters: { targetUserId: undefined, provider: 'twilio', phoneNumberPrefix: undefined, label: 'Main', isInboundEnabled: 'true', isDefault: undefined } }
   const userId = new ObjectId()
-  const full = { seq: 41, phoneNumber: '+14165550101', provider: 'sinch' as const }
+  const full = { userId, phoneNumber: '+14165550101', provider: 'sinch' as const }
 
   const cursor = codec.encode(scope, full)
   t.match(cursor, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'two base64url parts joined by a dot')
   t.ok(cursor.length <= 512, 'within the contract\'s maxLength')
   t.same(codec.decode(scope, cursor), full, 'round trip of a position inside a user')
-  t.same(codec.decode(scope, codec.encode(scope, { seq: 41 })), { seq: 41 }, 'round trip of a position after a whole slot')
+  t.same(codec.decode(scope, codec.encode(scope, { userId })), { userId }, 'round trip of a position after a whole user')
   t.same(codec.decode({ organizationId: organizationId.toUpperCase(), filters: { ...scope.filters, label: 'mAIN' } }, cursor), full, 'organization id and label compared ignoring case, as documented')
   t.same(codec.decode({ organizationId, filters: { isDefault: undefined, isInboundEnabled: 'true', label: 'Main', phoneNumberPrefix: undefined, provider: 'twilio', targetUserId: undefined } }, cursor), full, 'the order of the filter names does not matter')
 
@@ -167,12 +239,12 @@ t.test('cursor codec: round trip, scope binding, and refusal of altered cursors'
   t.equal(codec.decode(scope, `.${cursor}`), undefined, 'a leading dot')
   t.equal(codec.decode(scope, ''), undefined, 'empty string')
   t.equal(codec.decode(scope, 'garbage'), undefined, 'garbage')
-  t.equal(codec.decode(scope, Buffer.from(JSON.stringify({ v: 2, s: 41 })).toString('base64url')), undefined, 'base64url JSON without a signature')
+  t.equal(codec.decode(scope, Buffer.from(JSON.stringify({ v: 1, u: userId.toHexString() })).toString('base64url')), undefined, 'base64url JSON without a signature')
 
-  // A payload edited to another slot, the signature kept: nobody signed it.
+  // A payload edited to another user, the signature kept: nobody signed it.
   const fields = JSON.parse(payloadBytes.toString('utf8')) as Record<string, unknown>
-  const edited = Buffer.from(JSON.stringify({ ...fields, s: 1 })).toString('base64url')
-  t.equal(codec.decode(scope, `${edited}.${signature}`), undefined, 'payload edited to another slot, old signature')
+  const edited = Buffer.from(JSON.stringify({ ...fields, u: new ObjectId().toHexString() })).toString('base64url')
+  t.equal(codec.decode(scope, `${edited}.${signature}`), undefined, 'payload edited to another user id, old signature')
 })
 
 t.test('cursor codec: a correctly signed payload that is not a position is refused (white box)', async (t) => {
@@ -188,28 +260,27 @@ t.test('cursor codec: a correctly signed payload that is not a position is refus
     const payload = Buffer.from(payloadText).toString('base64url')
     return `${payload}.${createHmac('sha256', key).update(scopeText).update('\n').update(payload).digest().subarray(0, 16).toString('base64url')}`
   }
-  const genuine = codec.encode(scope, { seq: 12, phoneNumber: '+14165550101', provider: 'twilio' })
+  const userId = new ObjectId()
+  const genuine = codec.encode(scope, { userId, phoneNumber: '+14165550101', provider: 'twilio' })
   const genuinePayload = Buffer.from(genuine.split('.')[0]!, 'base64url').toString('utf8')
   t.equal(sign(genuinePayload), genuine, 'this test signs exactly as the codec does')
-  t.same(codec.decode(scope, sign(JSON.stringify({ v: 2, s: 12 }))), { seq: 12 }, 'a well-formed payload signed here is accepted')
+  t.same(codec.decode(scope, sign(JSON.stringify({ v: 1, u: userId.toHexString() }))), { userId }, 'a well-formed payload signed here is accepted')
 
   const refused: Array<[string, string]> = [
     ['not JSON', 'this is not json'],
     ['JSON null', 'null'],
     ['a JSON number', '42'],
     ['a JSON string', '"text"'],
-    ['the previous version (user ids)', JSON.stringify({ v: 1, u: new ObjectId().toHexString() })],
-    ['another version', JSON.stringify({ v: 3, s: 12 })],
-    ['no version', JSON.stringify({ s: 12 })],
-    ['a slot as text', JSON.stringify({ v: 2, s: '12' })],
-    ['a negative slot', JSON.stringify({ v: 2, s: -1 })],
-    ['a fractional slot', JSON.stringify({ v: 2, s: 1.5 })],
-    ['a slot beyond safe integers', JSON.stringify({ v: 2, s: 2 ** 60 })],
-    ['a slot as an object', JSON.stringify({ v: 2, s: { $gt: 0 } })],
-    ['a number but no provider', JSON.stringify({ v: 2, s: 12, n: '+14165550101' })],
-    ['a provider but no number', JSON.stringify({ v: 2, s: 12, p: 'twilio' })],
-    ['a number that is not E.164', JSON.stringify({ v: 2, s: 12, n: '4165550101', p: 'twilio' })],
-    ['an unknown provider', JSON.stringify({ v: 2, s: 12, n: '+14165550101', p: 'whatsapp' })]
+    ['another version', JSON.stringify({ v: 2, u: userId.toHexString() })],
+    ['no version', JSON.stringify({ u: userId.toHexString() })],
+    ['a user id that is not hex', JSON.stringify({ v: 1, u: 'zzzzzzzzzzzzzzzzzzzzzzzz' })],
+    ['an upper-case user id', JSON.stringify({ v: 1, u: userId.toHexString().toUpperCase() })],
+    ['a short user id', JSON.stringify({ v: 1, u: 'abc' })],
+    ['a user id as an object', JSON.stringify({ v: 1, u: { $gt: '' } })],
+    ['a number but no provider', JSON.stringify({ v: 1, u: userId.toHexString(), n: '+14165550101' })],
+    ['a provider but no number', JSON.stringify({ v: 1, u: userId.toHexString(), p: 'twilio' })],
+    ['a number that is not E.164', JSON.stringify({ v: 1, u: userId.toHexString(), n: '4165550101', p: 'twilio' })],
+    ['an unknown provider', JSON.stringify({ v: 1, u: userId.toHexString(), n: '+14165550101', p: 'whatsapp' })]
   ]
   for (const [what, payloadText] of refused) {
     t.equal(codec.decode(scope, sign(payloadText)), undefined, `refused: ${what}`)
@@ -230,7 +301,7 @@ t.test('cursorKey: derived deterministically from the token secret; cursorSecret
   t.notOk(randomA.equals(randomB), 'no secret: a random key each time')
 
   const scope: CursorScope = { organizationId: new ObjectId().toHexString(), filters: {} }
-  const position = { seq: 9 }
+  const position = { userId: new ObjectId() }
   const cursor = createListCursorCodec(first).encode(scope, position)
   t.same(createListCursorCodec(cursorKey(undefined, 'token-secret-one-that-is-at-least-32-chars')).decode(scope, cursor), position, 'a second process with the same token secret reads the cursor')
   t.equal(createListCursorCodec(cursorKey(undefined, 'token-secret-two-that-is-at-least-32-chars')).decode(scope, cursor), undefined, 'a process with another token secret does not')

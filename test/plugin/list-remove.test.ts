@@ -128,6 +128,7 @@ t.test('the store finds the holder of a number for inbound routing', async (t) =
 
   const indexes = await built.db.collection('users').indexes()
   t.ok(indexes.some((index) => index.name === 'phoneNumbers_phoneNumber_provider'), 'routing index created at startup')
+  t.ok(indexes.some((index) => index.name === 'organizationId_1__id_1'), 'organization index (listing order) created at startup')
 })
 
 t.test('database failures are clean 5xx answers with no internal detail', async (t) => {

@@ -104,9 +104,9 @@ t.test('hostile tokens: 401; tokens that are genuinely valid despite odd headers
       t.type(response.json().details, 'string', `${name}: details`)
     }
   }
-  // The genuinely valid cases wrote one assignment (the user's first: with its listing slot); undo it and compare everything.
+  // The one genuinely valid case wrote exactly one assignment; undo it and compare everything.
   await eventsSettled(db)
-  await db.collection('users').updateMany({ phoneNumbers: { $exists: true } }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '', phoneNumbersListSlot: '' } })
+  await db.collection('users').updateMany({ phoneNumbers: { $exists: true } }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   t.same(await snapshot(db), before, `nothing else written (${cases.length} tokens)`)
 })
 
@@ -162,7 +162,7 @@ t.test('over a real socket: duplicate Authorization headers, header injection, o
   t.ok([200, 400, 401].includes(validFirst), `valid first, forged second: ${validFirst} (200 only because the first header is genuinely valid)`)
   if (validFirst !== 401) {
     await eventsSettled(db)
-    await db.collection('users').updateMany({}, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '', phoneNumbersListSlot: '' } })
+    await db.collection('users').updateMany({}, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   }
 
   // Bytes that would split or fold the header are stopped by Node's HTTP parser (400, connection closed) before any route runs.

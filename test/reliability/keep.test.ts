@@ -212,7 +212,7 @@ t.test('exp of a wrong type, in the past, or not finite: 401', async (t) => {
   for (const [name, exp] of wrong) assertContractError(t, `exp ${name} (${exp})`, await post(tokenWithExp(exp)), [401])
   t.equal((await post(tokenWithExp(`${nowSeconds() + 600}`))).statusCode, 200, 'control: the same token with a plain future exp is accepted')
   await eventsSettled(db)
-  await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '', phoneNumbersListSlot: '' } })
+  await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   t.same(await snapshot(db), before, 'nothing written by a refused token')
 
   t.test('huge and non-finite exp values are refused once a token lifetime is configured', async (t) => {
@@ -230,7 +230,7 @@ t.test('exp of a wrong type, in the past, or not finite: 401', async (t) => {
     assertContractError(t, 'exp 1e400, default options', response, [401])
     if (response.statusCode === 200) {
       await eventsSettled(db)
-      await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '', phoneNumbersListSlot: '' } })
+      await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
     }
   })
 })
@@ -548,7 +548,7 @@ t.test('~4,500 fuzzed tokens (seeded): every answer 401 or 403 with { error, det
       assertContractError(t, `signature ending ...${respelled.slice(-3)} instead of ...${token.slice(-3)}`, response, [401])
     }
     await eventsSettled(db)
-    await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '', phoneNumbersListSlot: '' } })
+    await db.collection('users').updateOne({ _id: new ObjectId(fixture.userId) }, { $unset: { phoneNumbers: '', phoneNumbersRevision: '', phoneNumbersOutbox: '' } })
   })
 })
 

@@ -10,7 +10,6 @@ import type { Test } from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
 import { startStandalone, type ServerEnv, type StandaloneServer } from '../helper-server.js'
 import { createSigner, eventsSettled } from '../helper.js'
-import { createPhoneNumberStore } from '../../src/domain/store.js'
 
 export const SECRET = 'ownership-http-secret-5c1e9a7f3b2d8046-QmZxWvUt'
 
@@ -129,8 +128,6 @@ export async function startHarness (t: Test, env: ServerEnv = {}): Promise<Harne
       role: 'AGENT',
       ...seed[key]
     })))
-    // Seeded behind the server's back, as an import would be: give those users their listing slots.
-    await createPhoneNumberStore(db).indexListing()
     return {
       orgA: orgA.toHexString(),
       orgB: orgB.toHexString(),
