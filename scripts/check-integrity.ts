@@ -29,7 +29,7 @@ const USAGE = `usage: npm run check-integrity [-- [--repair] [--json]]
   ORGANIZATIONS_COLLECTION  default ${DEFAULT_STORE_OPTIONS.organizationsCollection}
   PHONE_NUMBERS_FIELD       default ${DEFAULT_STORE_OPTIONS.phoneNumbersField}
   CLAIMS_COLLECTION         default ${DEFAULT_STORE_OPTIONS.claimsCollection}
-  CLAIM_LEASE_MS            default ${DEFAULT_STORE_OPTIONS.claimLeaseMs}
+  IN_FLIGHT_GRACE_MS        default ${DEFAULT_STORE_OPTIONS.inFlightGraceMs}
   --repair   let the store repair the stale claims it can prove settled (user documents change only
              to finish or undo a transfer left unfinished)
   --json     print the report as JSON
@@ -47,7 +47,7 @@ interface Settings {
   organizationsCollection: string
   phoneNumbersField: string
   claimsCollection: string
-  claimLeaseMs: number
+  inFlightGraceMs: number
   repair: boolean
   json: boolean
 }
@@ -85,11 +85,11 @@ function readSettings (argv: readonly string[], env: NodeJS.ProcessEnv): Setting
       problems.push('MONGODB_URI has a broken %-escape in its database name')
     }
   }
-  const rawLease = text('CLAIM_LEASE_MS')
-  let claimLeaseMs: number = DEFAULT_STORE_OPTIONS.claimLeaseMs
-  if (rawLease !== undefined) {
-    if (/^\d{1,10}$/.test(rawLease) && Number(rawLease) >= 1) claimLeaseMs = Number(rawLease)
-    else problems.push(`CLAIM_LEASE_MS=${rawLease} must be a whole number of milliseconds (1 or more)`)
+  const rawGrace = text('IN_FLIGHT_GRACE_MS')
+  let inFlightGraceMs: number = DEFAULT_STORE_OPTIONS.inFlightGraceMs
+  if (rawGrace !== undefined) {
+    if (/^\d{1,10}$/.test(rawGrace) && Number(rawGrace) >= 1) inFlightGraceMs = Number(rawGrace)
+    else problems.push(`IN_FLIGHT_GRACE_MS=${rawGrace} must be a whole number of milliseconds (1 or more)`)
   }
   const settings: Settings = {
     uri: uri ?? '',
@@ -98,7 +98,7 @@ function readSettings (argv: readonly string[], env: NodeJS.ProcessEnv): Setting
     organizationsCollection: name('ORGANIZATIONS_COLLECTION', DEFAULT_STORE_OPTIONS.organizationsCollection),
     phoneNumbersField: name('PHONE_NUMBERS_FIELD', DEFAULT_STORE_OPTIONS.phoneNumbersField),
     claimsCollection: name('CLAIMS_COLLECTION', DEFAULT_STORE_OPTIONS.claimsCollection),
-    claimLeaseMs,
+    inFlightGraceMs,
     repair,
     json
   }
@@ -157,8 +157,9 @@ function humanReport (report: IntegrityReport): string {
     const transfer = claim.transfer === undefined
       ? ''
       : ` [transfer ${claim.transfer.provider} ${claim.transfer.fromUserId ?? '?'} -> ${claim.transfer.toUserId ?? '?'}, ${claim.transfer.committed ? 'committed' : 'not committed'}, begun ${duration(claim.transfer.ageMs)}]`
-    const lease = claim.withinLease ? ', within the lease: a write may be in flight' : ''
-    return `${claim.phoneNumber}: ${reasons}${transfer} (claim of org ${claim.organizationId ?? '(none)'}, touched ${duration(claim.ageMs)} by ${claim.touchedBy ?? '?'}${lease})`
+    const inFlight = claim.inFlight ? ', a write may be in flight' : ''
+    const step = claim.writtenBy === null ? 'no step recorded' : `last step ${duration(claim.ageMs)} by ${claim.writtenBy}`
+    return `${claim.phoneNumber}: ${reasons}${transfer} (claim of org ${claim.organizationId ?? '(none)'}, ${step}${inFlight})`
   })
   if (report.repaired) {
     section(lines, 'Repairs', report.repairs, (r) =>
@@ -217,7 +218,7 @@ async function main (): Promise<number> {
       organizationsCollection: settings.organizationsCollection,
       phoneNumbersField: settings.phoneNumbersField,
       claimsCollection: settings.claimsCollection,
-      claimLeaseMs: settings.claimLeaseMs
+      inFlightGraceMs: settings.inFlightGraceMs
     }
     let report: IntegrityReport
     try {

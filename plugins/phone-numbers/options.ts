@@ -57,8 +57,8 @@ export interface OrgPhoneNumbersOptions {
   canLookUpInboundRoutes?: ((claims: CallerClaims) => boolean) | undefined
   /** Collection of the number claims (which organization holds a number, which assignment routes it). Default `phoneNumberClaims`. */
   claimsCollection?: string | undefined
-  /** How long another server process's claim on a number stays its own, in ms (see the README's ownership section). Default 10000. */
-  claimLeaseMs?: number | undefined
+  /** How long a step another server process recorded on a number is given to land before this process fences it and goes on, in ms. Default 100. */
+  inFlightGraceMs?: number | undefined
   /**
    * Key that signs the listing's cursors (32+ characters or bytes). Default:
    * derived from `auth.secret`, so every process of a deployment accepts the
@@ -154,7 +154,7 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   if ([options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection, options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection].includes(claimsCollection)) {
     throw optionError(`claimsCollection ${JSON.stringify(claimsCollection)} must differ from the users and organizations collections`)
   }
-  checkPositiveInteger('claimLeaseMs', options.claimLeaseMs)
+  checkPositiveInteger('inFlightGraceMs', options.inFlightGraceMs)
   checkName('eventsCollection', options.eventsCollection)
   const ownCollections = [
     options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection,

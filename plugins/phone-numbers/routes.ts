@@ -25,7 +25,6 @@ import {
   InboundRouteHeldError,
   MalformedUserDocumentError,
   NoInboundRouteError,
-  NumberBusyError,
   OrganizationNotFoundError,
   OtherOrganizationError,
   PhoneNumberLimitError,
@@ -74,7 +73,6 @@ function failureOf (result: Failure, provider: string, phoneNumber: string): Err
     case 'assignment-not-found': return new AssignmentNotFoundError(provider, phoneNumber)
     case 'already-held': return new AlreadyHeldError(provider, phoneNumber)
     case 'conflict': return new ConcurrentUpdateError()
-    case 'busy': return new NumberBusyError(phoneNumber, Math.ceil(result.retryAfterMs / 1000))
     case 'limit-reached': return new PhoneNumberLimitError(result.limit)
     case 'malformed-field': return new MalformedUserDocumentError(result.field)
     // Another tenant's ids stay out of the answer: only that the number is taken.

@@ -23,8 +23,8 @@ export interface IntegrityOptions {
   organizationsCollection?: string | undefined
   phoneNumbersField?: string | undefined
   claimsCollection?: string | undefined
-  /** Claims touched more recently than this may belong to a write in flight (reported as `withinLease`). Default 10000. */
-  claimLeaseMs?: number | undefined
+  /** A step recorded on a claim more recently than this may have a write in flight (reported as `inFlight`). Default 100. */
+  inFlightGraceMs?: number | undefined
   /** The store whose `repairClaim` repairs stale claims. Default: one created with the options above. */
   store?: PhoneNumberStore | undefined
   /** Let the store repair the stale claims (never the user documents). Default false. */
@@ -77,12 +77,13 @@ export interface StaleClaim {
   inbound: { userId: string | null, provider: string } | null
   /** The users holding the number now. */
   holders: HolderReport[]
-  touchedBy: string | null
-  touchedAt: string | null
-  /** Time since the claim was last touched, ms. */
+  /** The process whose step holds the claim's writer slot, and when it recorded it. */
+  writtenBy: string | null
+  writtenAt: string | null
+  /** Time since that step was recorded, ms. */
   ageMs: number | null
-  /** Touched within the lease: a write may still be in flight (a repair then leaves it). */
-  withinLease: boolean
+  /** Younger than the in-flight grace: its write may still be on its way (a repair waits that long, then fences it). */
+  inFlight: boolean
   transfer?: {
     provider: string
     fromUserId: string | null
@@ -107,7 +108,7 @@ export interface IntegrityReport {
   usersCollection: string
   phoneNumbersField: string
   claimsCollection: string
-  claimLeaseMs: number
+  inFlightGraceMs: number
   checkedAt: string
   scanned: { users: number, numbers: number, claims: number }
   numbersInTwoOrganizations: NumberViolation[]
@@ -258,18 +259,19 @@ function staleReasons (claim: ClaimDocument, holders: readonly NumberHolder[]): 
   return reasons
 }
 
-function staleClaim (claim: ClaimDocument, reasons: StaleReason[], holders: readonly NumberHolder[], now: Date, leaseMs: number): StaleClaim {
-  const ageMs = ageOf(claim.touchedAt, now)
+function staleClaim (claim: ClaimDocument, reasons: StaleReason[], holders: readonly NumberHolder[], now: Date, graceMs: number): StaleClaim {
+  const writer = claim.writer ?? undefined
+  const ageMs = writer === undefined ? null : ageOf(writer.at, now)
   const report: StaleClaim = {
     phoneNumber: String(claim._id),
     reasons,
     organizationId: describeId(claim.organizationId),
     inbound: claim.inbound == null ? null : { userId: describeId(claim.inbound.userId), provider: String(claim.inbound.provider) },
     holders: holders.map(holderReport),
-    touchedBy: typeof claim.touchedBy === 'string' ? claim.touchedBy : describeId(claim.touchedBy),
-    touchedAt: describeDate(claim.touchedAt),
+    writtenBy: writer === undefined ? null : typeof writer.by === 'string' ? writer.by : describeId(writer.by),
+    writtenAt: writer === undefined ? null : describeDate(writer.at),
     ageMs,
-    withinLease: ageMs === null || ageMs < leaseMs
+    inFlight: ageMs !== null && ageMs < graceMs
   }
   const transfer = claim.transfer
   if (transfer !== undefined) {
@@ -290,7 +292,7 @@ export async function checkIntegrity (db: Db, options: IntegrityOptions = {}): P
   const usersCollection = options.usersCollection ?? DEFAULT_STORE_OPTIONS.usersCollection
   const field = options.phoneNumbersField ?? DEFAULT_STORE_OPTIONS.phoneNumbersField
   const claimsCollection = options.claimsCollection ?? DEFAULT_STORE_OPTIONS.claimsCollection
-  const leaseMs = options.claimLeaseMs ?? DEFAULT_STORE_OPTIONS.claimLeaseMs
+  const graceMs = options.inFlightGraceMs ?? DEFAULT_STORE_OPTIONS.inFlightGraceMs
   const now = options.now ?? new Date()
   const users = db.collection(usersCollection)
   const claims = db.collection<ClaimDocument>(claimsCollection)
@@ -347,7 +349,7 @@ export async function checkIntegrity (db: Db, options: IntegrityOptions = {}): P
       organizationsCollection: options.organizationsCollection,
       phoneNumbersField: field,
       claimsCollection,
-      claimLeaseMs: leaseMs
+      inFlightGraceMs: graceMs
     })
     for (const [phoneNumber, { claim }] of stale) {
       const answer = await store.repairClaim(phoneNumber)
@@ -387,14 +389,14 @@ export async function checkIntegrity (db: Db, options: IntegrityOptions = {}): P
 
   const staleClaims = [...stale.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([phoneNumber, { claim, reasons }]) => staleClaim(claim, reasons, holdersByNumber.get(phoneNumber) ?? [], now, leaseMs))
+    .map(([phoneNumber, { claim, reasons }]) => staleClaim(claim, reasons, holdersByNumber.get(phoneNumber) ?? [], now, graceMs))
   const report: IntegrityReport = {
     ok: false,
     database: db.databaseName,
     usersCollection,
     phoneNumbersField: field,
     claimsCollection,
-    claimLeaseMs: leaseMs,
+    inFlightGraceMs: graceMs,
     checkedAt: now.toISOString(),
     scanned: { users: scannedUsers, numbers: holdersByNumber.size, claims: scannedClaims },
     numbersInTwoOrganizations,

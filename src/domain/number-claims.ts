@@ -4,17 +4,21 @@
  * inbound. `_id` uniqueness is the one guarantee every MongoDB-wire backend
  * keeps, so two writers of one number always meet here, on one document.
  *
- * A claim is bookkeeping, never the truth: the user documents are. A claim is
- * taken before a user write and may outlive it (a crash, another holder's
- * removal), so a claim the users no longer back is replaced or removed on a
- * later access. That is only safe once no writer can still be on its way to
- * the users collection, which `touchedBy` and `touchedAt` tell:
- * - `touchedBy` is this store's instance id only while nobody else touched
- *   the claim within the lease (another instance's touch within it turns it
- *   into 'shared'), and a store queues its own work per number, so
- *   `touchedBy === instanceId` means no write of anyone is in flight;
- * - otherwise a claim untouched for `leaseMs` is free: every writer sends its
- *   user write within half the lease of its claim, or gives up.
+ * A claim is bookkeeping, never the truth: the user documents are. Its
+ * invariant, whenever its writer slot is resolved: no user outside
+ * `organizationId` holds the number, and no assignment but `inbound` routes
+ * it. A writer keeps it by recording itself in the slot (`writer`: a step id,
+ * its process and the users it may write) before it writes a user, and only
+ * with an organization and route compatible with the claim's.
+ *
+ * No time lease. A writer that finds another process's step in the slot
+ * resolves it: after a grace of a few milliseconds for a writer really in
+ * flight, it fences the step on each of its users (store.ts: the step id is
+ * pushed to the user's fence list, and every user write is filtered on its
+ * own id not being there), so that step can never land afterwards; then it
+ * clears the slot by compare-and-swap and reads the users, which are now the
+ * whole truth for the number. A step of this process is resolved as soon as
+ * its operation has returned: the store queues its own work per number.
  */
 import { randomUUID } from 'node:crypto'
 import type { Collection, ObjectId } from 'mongodb'
@@ -23,10 +27,21 @@ import type { StoredEvent } from './change-events.js'
 
 export interface InboundHolder { userId: ObjectId, provider: Provider }
 
+/** The last writer that recorded itself on the claim: until resolved, it may still write these users. */
+export interface ClaimWriter {
+  id: string
+  /** The instance id of the store that recorded it. */
+  by: string
+  userIds: ObjectId[]
+  at: Date
+}
+
 /** A transfer between two users, recorded so a crash midway is finished or undone later. */
 export interface PendingTransfer {
   id: string
   by: string
+  /** The transfer's writer step: its commit only lands while that step still holds the slot. */
+  writerId: string
   at: Date
   provider: Provider
   fromUserId: ObjectId
@@ -42,49 +57,60 @@ export interface ClaimDocument {
   organizationId: ObjectId
   inbound?: InboundHolder | null
   rev: number
-  touchedAt: Date
-  touchedBy: string
+  writer?: ClaimWriter | null
   transfer?: PendingTransfer
+}
+
+/** What a touch asks of the claim besides the writer slot. */
+export interface TouchScope {
+  /** The organization the writer's change keeps or makes the holder; `undefined`: a change that adds no holder (a removal, an update of one's own entry). */
+  organizationId: ObjectId
+  owning: boolean
+  /** The route the change sets; the claim must leave it free. */
+  inbound?: InboundHolder | undefined
 }
 
 export interface NumberClaimsOptions {
   /** Identifies this store's process to the others; random by default. */
-  instanceId?: string
-  leaseMs: number
+  instanceId?: string | undefined
 }
-
-const SHARED = 'shared'
 
 function isDuplicateKey (error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 11000
 }
 
-export function createNumberClaims (claims: Collection<ClaimDocument>, options: NumberClaimsOptions) {
+export function createNumberClaims (claims: Collection<ClaimDocument>, options: NumberClaimsOptions = {}) {
   const instanceId = options.instanceId ?? randomUUID()
-  const { leaseMs } = options
+
+  function newWriter (userIds: readonly ObjectId[]): ClaimWriter {
+    return { id: randomUUID(), by: instanceId, userIds: [...userIds], at: new Date() }
+  }
 
   /**
-   * The fast path, one command: touch the claim when it is this
-   * organization's, leaves the inbound route to `inbound` (when asked) and was
-   * last touched by this instance or before the lease; create it when there
-   * is none. `undefined` when a claim exists that does not qualify (the
-   * upsert then collides on `_id`): read it and decide.
+   * The fast path, one command: record `writer` in the slot when the slot is
+   * free or this process's, and (for an owning change) the claim is this
+   * organization's and leaves the route free; create the claim when there is
+   * none. `undefined` when a claim exists that does not qualify (the upsert
+   * then collides on `_id`): read it and decide.
    */
-  async function touch (phoneNumber: string, organizationId: ObjectId, inbound: InboundHolder | undefined, now: Date): Promise<ClaimDocument | undefined> {
-    const inboundFree = inbound === undefined
-      ? {}
-      : { $or: [{ inbound: null }, { 'inbound.userId': inbound.userId, 'inbound.provider': inbound.provider }] }
+  async function touch (phoneNumber: string, writer: ClaimWriter, scope: TouchScope): Promise<ClaimDocument | undefined> {
+    const { inbound } = scope
+    const conditions: object[] = [{ $or: [{ writer: null }, { 'writer.by': instanceId }] }]
+    if (inbound !== undefined) conditions.push({ $or: [{ inbound: null }, { 'inbound.userId': inbound.userId, 'inbound.provider': inbound.provider }] })
+    const filter = scope.owning
+      ? { _id: phoneNumber, organizationId: scope.organizationId, $and: conditions }
+      : { _id: phoneNumber, $and: conditions }
+    const onInsert = {
+      ...(scope.owning ? {} : { organizationId: scope.organizationId }),
+      ...(inbound === undefined ? { inbound: null } : {})
+    }
     try {
       const claim = await claims.findOneAndUpdate(
+        filter,
         {
-          _id: phoneNumber,
-          organizationId,
-          $and: [inboundFree, { $or: [{ touchedBy: instanceId }, { touchedAt: { $lt: new Date(now.getTime() - leaseMs) } }] }]
-        },
-        {
-          $set: { touchedBy: instanceId, touchedAt: now, ...(inbound === undefined ? {} : { inbound }) },
+          $set: { writer, ...(inbound === undefined ? {} : { inbound }) },
           $inc: { rev: 1 },
-          ...(inbound === undefined ? { $setOnInsert: { inbound: null } } : {})
+          ...(Object.keys(onInsert).length === 0 ? {} : { $setOnInsert: onInsert })
         },
         // No projection: FerretDB 1.24 refuses one on findAndModify (claims are small).
         { upsert: true, returnDocument: 'after' }
@@ -100,29 +126,14 @@ export function createNumberClaims (claims: Collection<ClaimDocument>, options: 
     return claims.findOne({ _id: phoneNumber })
   }
 
-  /** No writer can be on its way to the users collection under this claim (see the module comment). */
-  function isSettled (claim: ClaimDocument, startedAt: number): boolean {
-    return claim.touchedBy === instanceId || claim.touchedAt.getTime() < startedAt - leaseMs
-  }
-
   /**
-   * Compare-and-swap on `rev`: the claim as read becomes this organization's
-   * (and route). `exclusive` takes it over (only when it is settled);
-   * otherwise the claim is marked shared, because another instance's write
-   * may still be in flight.
+   * Compare-and-swap on `rev`: the claim as read gets this writer in its slot
+   * (`null`: the slot is cleared), and the organization and route when given.
    */
-  async function replace (claim: ClaimDocument, organizationId: ObjectId, inbound: InboundHolder | null | undefined, now: Date, exclusive: boolean): Promise<ClaimDocument | undefined> {
+  async function replace (claim: ClaimDocument, writer: ClaimWriter | null, change: { organizationId?: ObjectId, inbound?: InboundHolder | null } = {}): Promise<ClaimDocument | undefined> {
     const updated = await claims.findOneAndUpdate(
       { _id: claim._id, rev: claim.rev },
-      {
-        $set: {
-          organizationId,
-          touchedBy: exclusive ? instanceId : SHARED,
-          touchedAt: now,
-          ...(inbound === undefined ? {} : { inbound })
-        },
-        $inc: { rev: 1 }
-      },
+      { $set: { writer, ...change }, $inc: { rev: 1 } },
       { returnDocument: 'after' }
     )
     return updated ?? undefined
@@ -139,21 +150,27 @@ export function createNumberClaims (claims: Collection<ClaimDocument>, options: 
     return matchedCount === 1
   }
 
-  /** Records the transfer (and the source's route, which lookups follow until the commit) on the claim as read. */
-  async function beginTransfer (claim: ClaimDocument, transfer: Omit<PendingTransfer, 'id' | 'by' | 'committed'>, routesInbound: boolean, touchedAt: Date): Promise<PendingTransfer | undefined> {
-    const pending: PendingTransfer = { id: randomUUID(), by: instanceId, committed: false, ...transfer }
+  /** Records the transfer (and the source's route, which lookups follow until the commit) on the claim as read; its writer must be the transfer's. */
+  async function beginTransfer (claim: ClaimDocument, transfer: Omit<PendingTransfer, 'id' | 'by' | 'committed' | 'writerId'>, routesInbound: boolean): Promise<PendingTransfer | undefined> {
+    const writerId = claim.writer?.id
+    if (writerId === undefined) return undefined
+    const pending: PendingTransfer = { id: randomUUID(), by: instanceId, writerId, committed: false, ...transfer }
     const inbound = routesInbound ? { userId: transfer.fromUserId, provider: transfer.provider } : claim.inbound ?? null
     const { matchedCount } = await claims.updateOne(
       { _id: claim._id, rev: claim.rev },
-      { $set: { transfer: pending, inbound, touchedAt }, $inc: { rev: 1 } }
+      { $set: { transfer: pending, inbound }, $inc: { rev: 1 } }
     )
     return matchedCount === 1 ? pending : undefined
   }
 
-  /** The commit point: the route moves to the target in the same single-document write. */
+  /**
+   * The commit point: the route moves to the target in the same single-document
+   * write. It lands only while the transfer's own step holds the slot, so a
+   * process that took the slot over to undo the transfer is never overtaken.
+   */
   async function commitTransfer (phoneNumber: string, transfer: PendingTransfer, routesInbound: boolean, event: StoredEvent): Promise<boolean> {
     const { matchedCount } = await claims.updateOne(
-      { _id: phoneNumber, 'transfer.id': transfer.id },
+      { _id: phoneNumber, 'transfer.id': transfer.id, 'writer.id': transfer.writerId },
       {
         $set: { 'transfer.committed': true, 'transfer.event': event, ...(routesInbound ? { inbound: { userId: transfer.toUserId, provider: transfer.provider } } : {}) },
         $inc: { rev: 1 }
@@ -166,7 +183,12 @@ export function createNumberClaims (claims: Collection<ClaimDocument>, options: 
     await claims.updateOne({ _id: phoneNumber, 'transfer.id': transfer.id }, { $unset: { transfer: '' }, $inc: { rev: 1 } })
   }
 
-  return { instanceId, leaseMs, touch, read, isSettled, replace, release, clearInbound, beginTransfer, commitTransfer, endTransfer }
+  /** Whether the slot holds a step that may still write: another process's, or one this process lost track of. */
+  function isForeign (writer: ClaimWriter | null | undefined, unresolved: boolean): writer is ClaimWriter {
+    return writer !== undefined && writer !== null && (writer.by !== instanceId || unresolved)
+  }
+
+  return { instanceId, newWriter, touch, read, replace, release, clearInbound, beginTransfer, commitTransfer, endTransfer, isForeign }
 }
 
 export type NumberClaims = ReturnType<typeof createNumberClaims>

@@ -29,13 +29,12 @@ export interface PhoneNumberStoreOptions {
    */
   maxNumbersPerUser?: number | undefined
   /**
-   * How long a claim another server process touched stays its own, in ms.
-   * Every write is sent within half of it or given up, so after it a claim the
-   * users no longer back (a crashed process, another process's removal) can be
-   * taken over. Claims this process touched last are taken over at once.
-   * Default 10000.
+   * How long a step another server process recorded on a number's claim is
+   * given to land before this store fences it (makes it miss for good) and
+   * goes on, in ms. Only a writer really in flight is waited for, and only
+   * this long. Default 100.
    */
-  claimLeaseMs?: number | undefined
+  inFlightGraceMs?: number | undefined
   /** Collection of the change log (one document per stored change). Default `phoneNumberEvents`. */
   eventsCollection?: string | undefined
   /**
@@ -80,9 +79,9 @@ export interface ListedAssignment extends StoredAssignment {
 /** A user's assignment of a number, as read from the user documents. */
 export type AssignmentHolder = NumberHolder
 
-/** The number is held by users of another organization (rule 1); `holders` is empty when another server process is assigning it right now. */
+/** The number is held by users of another organization (rule 1). */
 export interface OtherOrganization { status: 'other-organization', holders: NumberHolder[] }
-/** Another assignment routes the number inbound (rule 2); `holders` is empty when another server process is setting that route right now. */
+/** Another assignment routes the number inbound (rule 2). */
 export interface InboundHeld { status: 'inbound-held', holders: NumberHolder[] }
 /** The user's assignments field holds something other than an array (other code wrote it): it is never overwritten. */
 export interface MalformedField { status: 'malformed-field', field: string }
@@ -121,14 +120,10 @@ export type TransferResult =
   | { status: 'assignment-not-found' }
   | { status: 'already-held' }
   | { status: 'conflict' }
-  | NumberBusy
   | { status: 'limit-reached', limit: number }
   | OtherOrganization
   | InboundHeld
   | MalformedField
-
-/** Another server process changed the number within the claim lease; a transfer waits until it has been quiet that long. */
-export interface NumberBusy { status: 'busy', retryAfterMs: number }
 
 export type RouteResult =
   | { status: 'routed', holder: NumberHolder }
@@ -195,10 +190,10 @@ export interface PhoneNumberStore {
    */
   findCaller (userId: string): Promise<StoredCaller | undefined>
   /**
-   * Repairs the claim of one number when that is provably safe (no writer can
-   * be in flight): finishes or undoes a transfer left half done, then drops the
-   * claim or its inbound route when no user backs them. Never changes what a
-   * user holds otherwise.
+   * Repairs the claim of one number: fences a step another process left on
+   * it, finishes or undoes a transfer left half done, then drops the claim or
+   * its inbound route when no user backs them. Never changes what a user
+   * holds otherwise.
    */
   repairClaim (phoneNumber: string): Promise<ClaimRepair>
   /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
@@ -221,7 +216,7 @@ export const DEFAULT_STORE_OPTIONS = {
   claimsCollection: 'phoneNumberClaims',
   maxWriteAttempts: 10,
   maxNumbersPerUser: 100,
-  claimLeaseMs: 10_000,
+  inFlightGraceMs: 100,
   eventsCollection: 'phoneNumberEvents',
   eventVisibilityDelayMs: 1000
 } as const

@@ -95,7 +95,7 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
       bodyLimit: config.bodyLimit,
       maxNumbersPerUser: config.maxNumbersPerUser,
       claimsCollection: config.claimsCollection,
-      claimLeaseMs: config.claimLeaseMs,
+      inFlightGraceMs: config.inFlightGraceMs,
       // A telephony gateway's service token may carry its own role (ROUTE_LOOKUP_ROLES).
       canLookUpInboundRoutes: (claims) => typeof claims.role === 'string' && config.routeLookupRoles.includes(claims.role),
       serveOpenapi: config.serveOpenapi,

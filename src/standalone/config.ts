@@ -84,7 +84,7 @@ export interface ServerConfig {
   /** Collection of the number claims. */
   claimsCollection: string
   /** How long another process's claim on a number stays its own, ms. */
-  claimLeaseMs: number
+  inFlightGraceMs: number
   /** Token roles (`role` claim) that may call the inbound-route lookup. */
   routeLookupRoles: string[]
   /** Longest accepted token lifetime (exp from now), seconds; undefined: no limit. */
@@ -284,7 +284,7 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     bodyLimit: integer('BODY_LIMIT', DEFAULT_OPTIONS.bodyLimit, 256, 1_048_576),
     maxNumbersPerUser: integer('MAX_NUMBERS_PER_USER', DEFAULT_OPTIONS.maxNumbersPerUser, 1, 10_000),
     claimsCollection: name('CLAIMS_COLLECTION', DEFAULT_OPTIONS.claimsCollection),
-    claimLeaseMs: integer('CLAIM_LEASE_MS', DEFAULT_OPTIONS.claimLeaseMs, 1000, 3_600_000),
+    inFlightGraceMs: integer('IN_FLIGHT_GRACE_MS', DEFAULT_OPTIONS.inFlightGraceMs, 1, 10_000),
     routeLookupRoles: roles('ROUTE_LOOKUP_ROLES', ['SUPERADMIN']),
     jwtMaxLifetimeSeconds: optionalInteger('JWT_MAX_LIFETIME_S', 1, 31_536_000),
     serverSelectionTimeoutMs: integer('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000, 100, 60_000),

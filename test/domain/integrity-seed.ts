@@ -117,7 +117,7 @@ export async function seedViolations (db: Db, now: Date = new Date()): Promise<S
     { _id: ids.noField, organizationId: orgB, name: 'Barbara' }
   ])
   const claim = (phoneNumber: string, organizationId: ObjectId, inbound: { userId: ObjectId, provider: string } | null, extra: Record<string, unknown> = {}): Record<string, unknown> =>
-    ({ _id: phoneNumber, organizationId, inbound, rev: 3, touchedAt: longAgo, touchedBy: 'instance-that-crashed', ...extra })
+    ({ _id: phoneNumber, organizationId, inbound, rev: 3, writer: { id: 'crashed-step', by: 'instance-that-crashed', userIds: [], at: longAgo }, ...extra })
   await db.collection('phoneNumberClaims').insertMany([
     // Backed: not reported.
     claim(N.clean, orgA, { userId: a1, provider: 'twilio' }),
@@ -125,10 +125,10 @@ export async function seedViolations (db: Db, now: Date = new Date()): Promise<S
     claim(N.claimOtherOrganization, orgA, null),
     claim(N.claimRouteNotBacked, orgA, { userId: a2, provider: 'twilio' }),
     claim(N.transferBegun, orgA, { userId: a1, provider: 'twilio' }, {
-      transfer: { id: 'transfer-begun', by: 'instance-that-crashed', at: longAgo, provider: 'twilio', fromUserId: a1, toUserId: a2, committed: false }
+      transfer: { id: 'transfer-begun', by: 'instance-that-crashed', writerId: 'crashed-step', at: longAgo, provider: 'twilio', fromUserId: a1, toUserId: a2, committed: false }
     }),
     claim(N.transferCommitted, orgA, { userId: a1, provider: 'twilio' }, {
-      transfer: { id: 'transfer-committed', by: 'instance-that-crashed', at: longAgo, provider: 'twilio', fromUserId: a2, toUserId: a1, committed: true }
+      transfer: { id: 'transfer-committed', by: 'instance-that-crashed', writerId: 'crashed-step', at: longAgo, provider: 'twilio', fromUserId: a2, toUserId: a1, committed: true }
     })
   ] as never[])
   return ids
@@ -146,6 +146,6 @@ export async function seedClean (db: Db, now: Date = new Date()): Promise<{ orgA
     { _id: new ObjectId(), organizationId: orgA, phoneNumbers: null },
     { _id: new ObjectId(), organizationId: orgA }
   ])
-  await db.collection('phoneNumberClaims').insertOne({ _id: NUMBERS.clean, organizationId: orgA, inbound: { userId: a1, provider: 'twilio' }, rev: 1, touchedAt: now, touchedBy: 'some-instance' } as never)
+  await db.collection('phoneNumberClaims').insertOne({ _id: NUMBERS.clean, organizationId: orgA, inbound: { userId: a1, provider: 'twilio' }, rev: 1, writer: { id: 'some-step', by: 'some-instance', userIds: [a1], at: now } } as never)
   return { orgA, a1, a2 }
 }

@@ -85,7 +85,7 @@ t.test('each kind of problem is reported exactly, and a check without repair wri
     [N.claimNoHolder, ['no-holder']]
   ], 'the clean number\'s claim is not reported; each stale one with its reason')
   const longAgo = ids.longAgo.toISOString()
-  const common = { touchedBy: 'instance-that-crashed', touchedAt: longAgo, ageMs: HOUR, withinLease: false }
+  const common = { writtenBy: 'instance-that-crashed', writtenAt: longAgo, ageMs: HOUR, inFlight: false }
   t.same(report.staleClaims.find((claim) => claim.phoneNumber === N.claimOtherOrganization), {
     phoneNumber: N.claimOtherOrganization,
     reasons: ['other-organization'],
@@ -141,10 +141,11 @@ t.test('repair fixes only the claims; a second run reports only the user-documen
   const ids = await seedViolations(db, now)
   const usersBefore = await snapshot(db, 'users')
   const a2Before = await db.collection('users').findOne({ _id: ids.a2 }) as Document
+  const a1Before = await db.collection('users').findOne({ _id: ids.a1 }) as Document
   const cleanClaimBefore = (await snapshot(db, 'phoneNumberClaims')).get(N.clean)
 
-  const store = createPhoneNumberStore(db, { claimLeaseMs: 300 })
-  const report = await checkIntegrity(db, { repair: true, store, claimLeaseMs: 300, now })
+  const store = createPhoneNumberStore(db)
+  const report = await checkIntegrity(db, { repair: true, store, now })
   t.equal(report.repaired, true)
   const answers = Object.fromEntries(report.repairs.map(({ phoneNumber, ...answer }) => [phoneNumber, answer]))
   t.same(Object.keys(answers), [N.claimOtherOrganization, N.claimRouteNotBacked, N.transferBegun, N.transferCommitted, N.claimNoHolder], 'each stale claim, once')
@@ -167,11 +168,11 @@ t.test('repair fixes only the claims; a second run reports only the user-documen
   }
   t.same((await snapshot(db, 'phoneNumberClaims')).get(N.clean), cleanClaimBefore, 'the backed claim is untouched')
 
-  // Users: byte for byte, except the transfers' copies (both on a2).
+  // Users: byte for byte, except the transfers' copies (both on a2) and the fence of the crashed step on the two users it may write.
   const usersAfter = await snapshot(db, 'users')
   t.same([...usersAfter.keys()].sort(), [...usersBefore.keys()].sort())
   for (const [id, bytes] of usersBefore) {
-    if (id === hex(ids.a2)) continue
+    if (id === hex(ids.a2) || id === hex(ids.a1)) continue
     t.ok(usersAfter.get(id)?.equals(bytes), `user ${id} unchanged byte for byte`)
   }
   const a2Entries = a2Before['phoneNumbers'] as Array<Record<string, unknown>>
@@ -179,10 +180,11 @@ t.test('repair fixes only the claims; a second run reports only the user-documen
     ...a2Before,
     // Rolled back: the target's copy goes. Rolled forward: the source's copy goes.
     phoneNumbers: a2Entries.filter((entry) => entry['phoneNumber'] !== N.transferBegun && entry['phoneNumber'] !== N.transferCommitted),
+    phoneNumbersFences: ['crashed-step'],
     phoneNumbersRevision: 2
   }
-  t.same(BSON.deserialize(usersAfter.get(hex(ids.a2)) ?? Buffer.alloc(5)), a2Expected, 'a2 lost exactly the two transfer copies')
-  t.ok(usersAfter.get(hex(ids.a2))?.equals(Buffer.from(BSON.serialize(a2Expected))), 'and nothing else, byte for byte')
+  t.same(BSON.deserialize(usersAfter.get(hex(ids.a2)) ?? Buffer.alloc(5)), a2Expected, 'a2 lost exactly the two transfer copies, and the crashed step is fenced')
+  t.same(BSON.deserialize(usersAfter.get(hex(ids.a1)) ?? Buffer.alloc(5)), { ...a1Before, phoneNumbersFences: ['crashed-step'] }, 'a1 only gained the fence')
 
   const again = await checkIntegrity(db)
   t.same(userViolations(again), expectedUserViolations(ids), 'the second run reports the user-document problems')
@@ -197,7 +199,7 @@ t.test('repair fixes only the claims; a second run reports only the user-documen
   t.same(again.staleClaims, [], 'and no stale claim on the second run')
 })
 
-t.test('repair leaves claims that may be in flight, and says so', async (t) => {
+t.test('a step another process just recorded: reported as in flight; a repair waits its grace, fences it and repairs', async (t) => {
   const { db } = await createTestDatabase(t)
   const orgA = new ObjectId()
   const a1 = new ObjectId()
@@ -208,34 +210,39 @@ t.test('repair leaves claims that may be in flight, and says so', async (t) => {
     { _id: a1, organizationId: orgA, phoneNumbers: [{ provider: 'twilio', phoneNumber: N.transferBegun, isDefault: true, isInboundEnabled: true, createdAt: at, updatedAt: at }] },
     { _id: a2, organizationId: orgA, phoneNumbers: [] }
   ])
-  // Just touched by another process: an assign whose user write may still be on its way, and a transfer under way.
+  // Just recorded by another process: an assign whose user write may still be on its way, and a transfer under way.
   await db.collection('phoneNumberClaims').insertMany([
-    { _id: N.claimNoHolder, organizationId: orgA, inbound: null, rev: 1, touchedAt: at, touchedBy: 'another-instance' },
+    { _id: N.claimNoHolder, organizationId: orgA, inbound: null, rev: 1, writer: { id: 'live-assign', by: 'another-instance', userIds: [a2], at } },
     {
       _id: N.transferBegun,
       organizationId: orgA,
       inbound: { userId: a1, provider: 'twilio' },
       rev: 2,
-      touchedAt: at,
-      touchedBy: 'another-instance',
-      transfer: { id: 'live', by: 'another-instance', at, provider: 'twilio', fromUserId: a1, toUserId: a2, committed: false }
+      writer: { id: 'live-transfer', by: 'another-instance', userIds: [a1, a2], at },
+      transfer: { id: 'live', by: 'another-instance', writerId: 'live-transfer', at, provider: 'twilio', fromUserId: a1, toUserId: a2, committed: false }
     }
   ] as never[])
-  const usersBefore = await snapshot(db, 'users')
-  const claimsBefore = await snapshot(db, 'phoneNumberClaims')
 
-  const report = await checkIntegrity(db, { repair: true, claimLeaseMs: 30_000, now: at })
+  const check = await checkIntegrity(db, { now: at })
+  t.same(check.staleClaims.map((claim) => [claim.phoneNumber, claim.reasons, claim.inFlight, claim.writtenBy]), [
+    [N.transferBegun, ['pending-transfer'], true, 'another-instance'],
+    [N.claimNoHolder, ['no-holder'], true, 'another-instance']
+  ], 'reported, marked in flight')
+
+  const report = await checkIntegrity(db, { repair: true })
   t.same(report.repairs, [
-    { phoneNumber: N.transferBegun, transfer: 'in-flight', claim: 'in-flight', fixed: false },
-    { phoneNumber: N.claimNoHolder, transfer: 'none', claim: 'in-flight', fixed: false }
-  ])
-  t.same(report.staleClaims.map((claim) => [claim.phoneNumber, claim.reasons, claim.withinLease]), [
-    [N.transferBegun, ['pending-transfer'], true],
-    [N.claimNoHolder, ['no-holder'], true]
-  ], 'still reported, marked within the lease')
-  t.equal(report.ok, false)
-  t.same(await snapshot(db, 'phoneNumberClaims'), claimsBefore, 'claims unchanged')
-  t.same(await snapshot(db, 'users'), usersBefore, 'users unchanged')
+    { phoneNumber: N.transferBegun, transfer: 'rolled-back', claim: 'kept', fixed: true },
+    { phoneNumber: N.claimNoHolder, transfer: 'none', claim: 'released', fixed: true }
+  ], 'no lease waited out: both repaired on the spot')
+  t.same(report.staleClaims, [])
+  const [user1, user2] = await Promise.all([db.collection('users').findOne({ _id: a1 }), db.collection('users').findOne({ _id: a2 })])
+  t.same(user1?.['phoneNumbers'], [{ provider: 'twilio', phoneNumber: N.transferBegun, isDefault: true, isInboundEnabled: true, createdAt: at, updatedAt: at }], 'the source keeps its number (the transfer was undone before its commit)')
+  t.same([...(user2?.['phoneNumbersFences'] as string[] | undefined ?? [])].sort(), ['live-assign', 'live-transfer'], 'both steps are fenced on the user they may write')
+  // What the fenced steps' late writes would send: they miss.
+  for (const [userId, stepId] of [[a2, 'live-assign'], [a2, 'live-transfer'], [a1, 'live-transfer']] as const) {
+    const late = await db.collection('users').updateOne({ _id: userId, phoneNumbersFences: { $ne: stepId } }, { $set: { phoneNumbers: [] } })
+    t.equal(late.matchedCount, 0, `a late write of ${stepId} to ${userId === a1 ? 'a1' : 'a2'} misses`)
+  }
 })
 
 t.test('collection and field names are options', async (t) => {
@@ -268,7 +275,7 @@ t.test('collection and field names are options', async (t) => {
 
 interface CliRun { code: number | null, stdout: string, stderr: string }
 
-const CLI_VARIABLES = ['MONGODB_URI', 'MONGODB_DATABASE', 'USERS_COLLECTION', 'ORGANIZATIONS_COLLECTION', 'PHONE_NUMBERS_FIELD', 'CLAIMS_COLLECTION', 'CLAIM_LEASE_MS']
+const CLI_VARIABLES = ['MONGODB_URI', 'MONGODB_DATABASE', 'USERS_COLLECTION', 'ORGANIZATIONS_COLLECTION', 'PHONE_NUMBERS_FIELD', 'CLAIMS_COLLECTION', 'IN_FLIGHT_GRACE_MS']
 
 async function runCli (args: string[], env: Record<string, string>): Promise<CliRun> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env }
@@ -302,7 +309,7 @@ t.test('CLI on a seeded database: exit 1 and every section; --json parses; --rep
     `  ${N.twoOrganizations}: user ${hex(ids.a1)} (org ${hex(ids.orgA)}, twilio, inbound); user ${hex(ids.b1)} (org ${hex(ids.orgB)}, sinch)`,
     `  user ${hex(ids.a3)} phoneNumbers[2]: isDefault is missing`,
     `  user ${hex(ids.badField)}: phoneNumbers is a string, not an array`,
-    `  ${N.claimNoHolder}: no user holds it (claim of org ${hex(ids.orgA)}, touched 60 min ago by instance-that-crashed)`,
+    `  ${N.claimNoHolder}: no user holds it (claim of org ${hex(ids.orgA)}, last step 60 min ago by instance-that-crashed)`,
     'FOUND 11 problems: 1 number in two organizations, 1 number with two inbound routes, 3 malformed entries, 1 malformed field, 5 stale claims.'
   ]) {
     t.ok(human.stdout.split('\n').includes(line), `prints ${JSON.stringify(line)}`)
@@ -361,10 +368,10 @@ t.test('CLI honours the collection and field variables', async (t) => {
   const orgA = new ObjectId()
   await db.collection('people').insertOne({ _id: new ObjectId(), organizationId: orgA, numbers: [null] })
   await db.collection('users').insertOne({ _id: new ObjectId(), organizationId: orgA, phoneNumbers: 'not read' })
-  const run = await runCli(['--json'], { MONGODB_URI: uri, USERS_COLLECTION: 'people', PHONE_NUMBERS_FIELD: 'numbers', CLAIMS_COLLECTION: 'numberClaims', CLAIM_LEASE_MS: '1000' })
+  const run = await runCli(['--json'], { MONGODB_URI: uri, USERS_COLLECTION: 'people', PHONE_NUMBERS_FIELD: 'numbers', CLAIMS_COLLECTION: 'numberClaims', IN_FLIGHT_GRACE_MS: '1000' })
   t.equal(run.code, 1, run.stderr)
   const parsed = JSON.parse(run.stdout) as IntegrityReport
-  t.same([parsed.usersCollection, parsed.phoneNumbersField, parsed.claimsCollection, parsed.claimLeaseMs], ['people', 'numbers', 'numberClaims', 1000])
+  t.same([parsed.usersCollection, parsed.phoneNumbersField, parsed.claimsCollection, parsed.inFlightGraceMs], ['people', 'numbers', 'numberClaims', 1000])
   t.same(parsed.malformedEntries.map((m) => [m.index, m.reason]), [[0, 'null entry']])
   t.same(parsed.malformedFields, [])
 })
@@ -374,7 +381,7 @@ t.test('CLI usage and connection errors exit 2', async (t) => {
   const [missing, unknown, badLease, unreachable] = await Promise.all([
     runCli([], {}),
     runCli(['--fix'], { MONGODB_URI: uri }),
-    runCli([], { MONGODB_URI: uri, CLAIM_LEASE_MS: 'soon' }),
+    runCli([], { MONGODB_URI: uri, IN_FLIGHT_GRACE_MS: 'soon' }),
     runCli([], { MONGODB_URI: 'mongodb://127.0.0.1:1/tether' })
   ])
   t.equal(missing.code, 2)
@@ -383,7 +390,7 @@ t.test('CLI usage and connection errors exit 2', async (t) => {
   t.equal(unknown.code, 2)
   t.match(unknown.stderr, /unknown argument "--fix"/)
   t.equal(badLease.code, 2)
-  t.match(badLease.stderr, /CLAIM_LEASE_MS=soon/)
+  t.match(badLease.stderr, /IN_FLIGHT_GRACE_MS=soon/)
   t.equal(unreachable.code, 2)
   t.match(unreachable.stderr, /cannot connect to MONGODB_URI/)
 })

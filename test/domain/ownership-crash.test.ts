@@ -4,8 +4,9 @@
  * right after the chosen step, so the operation stops there as a crashed
  * process would; then the stored documents (users and claims) are read back,
  * and the next operations, from the same store or from a new store instance
- * (a restarted process: another instanceId, its own connection) after the
- * claim lease, must find a safe state and repair it:
+ * (a restarted process: another instanceId, its own connection) at once,
+ * with no lease to wait out (the crashed step is fenced after its grace),
+ * must find a safe state and repair it:
  * - never held by two organizations,
  * - never routed twice (findInboundRoute resolves any two inbound entries),
  * - never unassignable for good,
@@ -13,7 +14,6 @@
  */
 import t, { type Test } from 'tap'
 import { ObjectId, type Db } from 'mongodb'
-import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createPhoneNumberStore,
   type AssignResult,
@@ -23,20 +23,10 @@ import {
 import type { ClaimDocument } from '../../src/domain/number-claims.js'
 import { createTestDatabasePair } from '../helper-database.js'
 import { SimulatedCrash } from './simulated-crash.js'
-import { TEST_BACKEND } from '../helper.js'
 
 t.setTimeout(600_000)
 
 const PROVIDER = 'twilio' as const
-/**
- * The claim lease of every store here. The "before the lease" checks run
- * right after the crash, so the lease must outlast the crashed operation's
- * remaining steps plus one check: FerretDB does 10-25 writes a second. It
- * must also cover a write's delay on a loaded machine (tap runs files in
- * parallel on 2 cores): the store's safety assumes a write sent within half
- * the lease lands within the other half, and 400 ms was seen to fall short.
- */
-const LEASE_MS = TEST_BACKEND === 'ferretdb' ? 2000 : 1500
 
 /** Which step the next operation of a store crashes after; disarmed once it fired. */
 interface CrashSwitch { at: StoreStep | undefined }
@@ -79,7 +69,7 @@ async function seedWorld (): Promise<World> {
 
 function crashingStore (crash: CrashSwitch, instanceId = 'crashed-process'): PhoneNumberStore {
   return createPhoneNumberStore(db, {
-    claimLeaseMs: LEASE_MS,
+
     instanceId,
     onStep: (step) => {
       if (step !== crash.at) return
@@ -91,7 +81,7 @@ function crashingStore (crash: CrashSwitch, instanceId = 'crashed-process'): Pho
 
 /** Another process started after the crash: its own instanceId and connection. */
 function restartedStore (world: World): PhoneNumberStore {
-  return createPhoneNumberStore(world.otherDb, { claimLeaseMs: LEASE_MS, instanceId: 'restarted-process' })
+  return createPhoneNumberStore(world.otherDb, { instanceId: 'restarted-process' })
 }
 
 /** Awaits an operation that must stop with the simulated crash right after `step`. */
@@ -102,11 +92,6 @@ async function expectCrash (t: Test, operation: Promise<unknown>, step: StoreSte
     return
   }
   t.ok(outcome.error instanceof SimulatedCrash && outcome.error.step === step, `the operation stopped right after ${step}`, { error: String(outcome.error) })
-}
-
-/** Waits until the lease of a claim touched at `touchedAt` has run out for every store. */
-async function waitPastLease (touchedAt: Date): Promise<void> {
-  await sleep(Math.max(0, touchedAt.getTime() + LEASE_MS + 150 - Date.now()))
 }
 
 function nameOf (world: World, id: unknown): string {
@@ -220,17 +205,11 @@ t.test('assign stopped after assign:claimed: a claim nobody backs', async (t) =>
     await checkSafe(t, world, store, 'after the takeover')
   })
 
-  t.test('(b) a restarted process: refused as being assigned right now within the lease, assigned after it', async (t) => {
-    const { world, crashedAt } = await crashAfterAssignClaimed(t)
+  t.test('(b) a restarted process assigns it to orgB at once: the crashed step is fenced, no lease waited out', async (t) => {
+    const { world } = await crashAfterAssignClaimed(t)
     const restarted = restartedStore(world)
-    const early = await restarted.assign(world.orgB, world.users.B1, { provider: PROVIDER, phoneNumber: world.phoneNumber })
-    t.equal(summarize(world, early), 'other-organization[]', 'within the lease: other-organization, no holder (being assigned right now)')
-    t.same(await holdingsOf(world), [], 'the refusal wrote nothing')
-    t.same(await claimSummary(world), { organization: 'orgA', inbound: 'A1:twilio', transfer: 'none' }, 'the claim is left alone')
-
-    await waitPastLease(crashedAt)
     const late = await restarted.assign(world.orgB, world.users.B1, { provider: PROVIDER, phoneNumber: world.phoneNumber })
-    t.equal(summarize(world, late), 'assigned', 'past the lease: assigned to orgB')
+    t.equal(summarize(world, late), 'assigned', 'on the first request: assigned to orgB')
     t.same(await holdingsOf(world), ['B1:inbound'])
     t.same(await claimSummary(world), { organization: 'orgB', inbound: 'B1:twilio', transfer: 'none' })
     await checkSafe(t, world, restarted, 'after the takeover')
@@ -245,14 +224,9 @@ t.test('assign stopped after assign:claimed: a claim nobody backs', async (t) =>
     t.equal(await routeOf(world, store), 'routed:A2')
   })
 
-  t.test('(c) restarted process: another user of orgA gets inbound-held within the lease, the route after it', async (t) => {
-    const { world, crashedAt } = await crashAfterAssignClaimed(t)
+  t.test('(c) restarted process: another user of orgA takes the route at once', async (t) => {
+    const { world } = await crashAfterAssignClaimed(t)
     const restarted = restartedStore(world)
-    const early = await restarted.assign(world.orgA, world.users.A2, { provider: PROVIDER, phoneNumber: world.phoneNumber })
-    t.equal(summarize(world, early), 'inbound-held[]', 'within the lease: inbound-held, no holder (being assigned right now)')
-    t.same(await holdingsOf(world), [], 'the refusal wrote nothing')
-
-    await waitPastLease(crashedAt)
     const late = await restarted.assign(world.orgA, world.users.A2, { provider: PROVIDER, phoneNumber: world.phoneNumber })
     t.equal(summarize(world, late), 'assigned')
     t.same(await holdingsOf(world), ['A2:inbound'])
@@ -260,17 +234,14 @@ t.test('assign stopped after assign:claimed: a claim nobody backs', async (t) =>
     t.equal(await routeOf(world, restarted), 'routed:A2')
   })
 
-  t.test('repairClaim releases the unbacked claim (same store at once; restarted store only after the lease)', async (t) => {
+  t.test('repairClaim releases the unbacked claim (same store and restarted store, at once)', async (t) => {
     const { world, store } = await crashAfterAssignClaimed(t)
     t.same(await store.repairClaim(world.phoneNumber), { transfer: 'none', claim: 'released' })
     t.equal(await claimOf(world), null, 'the claim is gone')
 
     const second = await crashAfterAssignClaimed(t)
     const restarted = restartedStore(second.world)
-    t.same(await restarted.repairClaim(second.world.phoneNumber), { transfer: 'none', claim: 'in-flight' }, 'within the lease: left alone')
-    t.not(await claimOf(second.world), null, 'the claim is still there')
-    await waitPastLease(second.crashedAt)
-    t.same(await restarted.repairClaim(second.world.phoneNumber), { transfer: 'none', claim: 'released' }, 'past the lease: released')
+    t.same(await restarted.repairClaim(second.world.phoneNumber), { transfer: 'none', claim: 'released' }, 'the restarted store fences the crashed step and releases the claim at once')
     t.equal(await claimOf(second.world), null, 'the claim is gone')
   })
 })
@@ -326,13 +297,9 @@ t.test('assign stopped after assign:user-written when the request switched inbou
     await checkSafe(t, world, store, 'after the new route')
   })
 
-  t.test('restarted store: inbound-held within the lease, assigned after it', async (t) => {
-    const { world, crashedAt } = await crashAfterInboundSwitchedOff(t)
+  t.test('restarted store: another user\'s inbound assign succeeds at once', async (t) => {
+    const { world } = await crashAfterInboundSwitchedOff(t)
     const restarted = restartedStore(world)
-    const early = await restarted.assign(world.orgA, world.users.A2, { provider: PROVIDER, phoneNumber: world.phoneNumber })
-    t.equal(summarize(world, early), 'inbound-held[]', 'within the lease: the route may still be on its way')
-    t.same(await holdingsOf(world), ['A1:outbound'], 'the refusal wrote nothing')
-    await waitPastLease(crashedAt)
     const late = await restarted.assign(world.orgA, world.users.A2, { provider: PROVIDER, phoneNumber: world.phoneNumber })
     t.equal(summarize(world, late), 'assigned')
     t.same(await holdingsOf(world), ['A1:outbound', 'A2:inbound'])
@@ -357,7 +324,6 @@ async function crashAfterRemoveWritten (t: Test): Promise<{ world: World, store:
   const world = await seedWorld()
   const crash: CrashSwitch = { at: undefined }
   const store = crashingStore(crash)
-  // The claim's touchedAt is this assign's date: the restarted store's lease counts from it.
   const crashedAt = new Date()
   t.equal((await store.assign(world.orgA, world.users.A1, { provider: PROVIDER, phoneNumber: world.phoneNumber }, { now: crashedAt })).status, 'assigned')
   crash.at = 'remove:user-written'
@@ -382,30 +348,23 @@ t.test('remove stopped after remove:user-written: the claim outlives the last ho
     t.equal(await routeOf(world, store), 'routed:B1')
   })
 
-  t.test('restarted store: orgB is refused within the lease and assigns it after', async (t) => {
-    const { world, crashedAt } = await crashAfterRemoveWritten(t)
+  t.test('restarted store: orgB assigns it at once', async (t) => {
+    const { world } = await crashAfterRemoveWritten(t)
     const restarted = restartedStore(world)
-    const early = await restarted.assign(world.orgB, world.users.B1, { provider: PROVIDER, phoneNumber: world.phoneNumber })
-    t.equal(summarize(world, early), 'other-organization[]')
-    t.same(await holdingsOf(world), [])
-    await waitPastLease(crashedAt)
     const late = await restarted.assign(world.orgB, world.users.B1, { provider: PROVIDER, phoneNumber: world.phoneNumber })
     t.equal(summarize(world, late), 'assigned')
     t.same(await holdingsOf(world), ['B1:inbound'])
     t.same(await claimSummary(world), { organization: 'orgB', inbound: 'B1:twilio', transfer: 'none' })
   })
 
-  t.test('repairClaim: released (same store at once; restarted store after the lease)', async (t) => {
+  t.test('repairClaim: released (same store and restarted store, at once)', async (t) => {
     const { world, store } = await crashAfterRemoveWritten(t)
     t.same(await store.repairClaim(world.phoneNumber), { transfer: 'none', claim: 'released' })
     t.equal(await claimOf(world), null)
 
     const second = await crashAfterRemoveWritten(t)
     const restarted = restartedStore(second.world)
-    t.same(await restarted.repairClaim(second.world.phoneNumber), { transfer: 'none', claim: 'in-flight' }, 'within the lease: left alone')
-    t.not(await claimOf(second.world), null)
-    await waitPastLease(second.crashedAt)
-    t.same(await restarted.repairClaim(second.world.phoneNumber), { transfer: 'none', claim: 'released' }, 'past the lease: released')
+    t.same(await restarted.repairClaim(second.world.phoneNumber), { transfer: 'none', claim: 'released' }, 'released at once')
     t.equal(await claimOf(second.world), null)
   })
 })
@@ -444,7 +403,7 @@ for (const step of TRANSFER_STEPS) {
   t.test(`transfer A1->A2 stopped after ${step}`, async (t) => {
     for (const restart of [false, true]) {
       for (const next of NEXT_ACCESSES) {
-        t.test(`${restart ? 'restarted store after the lease' : 'same store'}: ${next}`, async (t) => {
+        t.test(`${restart ? 'restarted store, at once' : 'same store'}: ${next}`, async (t) => {
           const world = await seedWorld()
           const crash: CrashSwitch = { at: undefined }
           const crashed = crashingStore(crash)
@@ -452,8 +411,7 @@ for (const step of TRANSFER_STEPS) {
           t.equal((await crashed.assign(world.orgA, world.users.A1, { ...number, label: 'source' })).status, 'assigned', 'A1 holds it inbound')
           t.equal((await crashed.assign(world.orgA, world.users.A3, { ...number, isInboundEnabled: false, isDefault: false })).status, 'assigned', 'A3 holds an outbound-only copy')
           crash.at = step
-          const crashedAt = new Date()
-          await expectCrash(t, crashed.transfer(world.orgA, { ...number, fromUserId: world.users.A1, toUserId: world.users.A2 }, { now: crashedAt }), step)
+          await expectCrash(t, crashed.transfer(world.orgA, { ...number, fromUserId: world.users.A1, toUserId: world.users.A2 }), step)
 
           // Right after the crash: one route, the live one, from either instance.
           const restarted = restartedStore(world)
@@ -468,12 +426,7 @@ for (const step of TRANSFER_STEPS) {
           await checkSafe(t, world, crashed, 'right after the crash')
 
           let actor = crashed
-          if (restart) {
-            actor = restarted
-            t.same(await restarted.repairClaim(world.phoneNumber), { transfer: 'in-flight', claim: 'in-flight' }, 'within the lease the restarted store leaves it alone')
-            t.same(await holdingsOf(world), HOLDINGS_AFTER[step], 'and writes nothing')
-            await waitPastLease(crashedAt)
-          }
+          if (restart) actor = restarted
 
           // The next access to this number finishes or undoes the transfer.
           let inboundHolder: string | null = live
