@@ -36,6 +36,7 @@ import { createEventOutbox, readOutbox } from './event-outbox.js'
 import { createEventLog } from './event-log.js'
 import { createStoreReads } from './store-reads.js'
 import { backoffMs, CONFLICT, createUserWrites } from './user-writes.js'
+import { watchAvailability } from './database-availability.js'
 import { createNumberOwnership, RERUN, ruleViolation, type ClaimOutcome } from './number-ownership.js'
 
 import {
@@ -89,7 +90,12 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   // Lock order: number, then user; nothing waits for a number while holding a user.
   const queueByNumber = createPerKeyQueue()
   const queueByUser = createPerKeyQueue()
-  const onUser = async <T>(userId: ObjectId, task: () => Promise<T>): Promise<T> => await queueByUser(userId.toHexString(), task)
+  // While the driver knows no server is selectable, work that waited in a queue answers at once.
+  const availability = watchAvailability(db)
+  const onUser = async <T>(userId: ObjectId, task: () => Promise<T>): Promise<T> => await queueByUser(userId.toHexString(), async () => {
+    availability.check()
+    return await task()
+  })
   const visibilityDelayMs = options.eventVisibilityDelayMs ?? DEFAULT_STORE_OPTIONS.eventVisibilityDelayMs
   const eventsCollection = db.collection<LoggedEvent>(options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection)
   const outbox = createEventOutbox({
@@ -158,6 +164,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
    */
   async function onNumber<Result> (phoneNumber: string, userIds: readonly ObjectId[], run: (writer: ClaimWriter) => Promise<Result | RunOutcome>): Promise<Result | typeof CONFLICT> {
     return await queueByNumber(phoneNumber, async () => {
+      availability.check()
       await ownership.fenceLostStep(phoneNumber)
       for (let attempt = 1; attempt <= MAX_RUNS; attempt++) {
         const writer = claims.newWriter(userIds)
