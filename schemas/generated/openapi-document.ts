@@ -601,9 +601,7 @@ components:
         per user), "Malformed user document" (the user's numbers field holds
         something other than an array, written by other code; fix the
         document), or "Conflict" (the number or the user kept changing under
-        concurrent writes and the bounded retries ran out, or, for a transfer,
-        another server process changed the number within the claim lease;
-        retry).
+        concurrent writes and the bounded retries ran out; retry).
       x-addition: true
       content:
         application/json:
@@ -1860,7 +1858,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         }
       },
       Conflict: {
-        description: 'Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user\'s numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out, or, for a transfer, another server process changed the number within the claim lease; retry).',
+        description: 'Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user\'s numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry).',
         'x-addition': true,
         content: {
           'application/json': {

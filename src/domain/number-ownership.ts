@@ -115,13 +115,18 @@ export function createNumberOwnership (context: OwnershipContext) {
       const holders = holdersOf(await holderDocuments(phoneNumber), field, phoneNumber)
       const violation = ruleViolation(holders, scope.owning ? scope.organizationId : undefined, scope.inbound)
       if (violation !== undefined) return violation
+      if (!scope.owning) {
+        // A change that adds no holder (a removal, an update of one's own entry) only records its
+        // step, with its route when it sets one: the users, read after every step was resolved, allow it.
+        const recorded = await claims.replace(claim, writer, scope.inbound === undefined ? {} : { inbound: scope.inbound })
+        if (recorded !== undefined) return { status: 'claimed', claim: recorded }
+        await sleep(backoffMs(attempt))
+        continue
+      }
       // The users allow it: correct the claim to them, then run again on the fast path.
       const held = inboundHolders(holders)[0]
       const route = scope.inbound ?? (held === undefined ? null : { userId: held.userId, provider: held.assignment.provider })
-      const replaced = await claims.replace(claim, null, {
-        ...(scope.owning ? { organizationId: scope.organizationId } : {}),
-        inbound: route
-      })
+      const replaced = await claims.replace(claim, null, { organizationId: scope.organizationId, inbound: route })
       if (replaced !== undefined) return RERUN
       await sleep(backoffMs(attempt))
     }

@@ -86,7 +86,6 @@ export async function startHarness (t: Test, env: ServerEnv = {}): Promise<Harne
     JWT_SECRET: SECRET,
     LOG_LEVEL: 'warn',
     REQUEST_LOGGING: 'false',
-    CLAIM_LEASE_MS: '1000',
     ...env
   })
   t.teardown(async () => await stopServer(server))
