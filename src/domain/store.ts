@@ -239,14 +239,14 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     await step('assign:claimed')
 
     const written: StoredEvent[] = []
-    const outcome = await onUser(userId, async () => await writes.writeUser<AssignResult | typeof RERUN>(organizationId, userId, user, writer.id, (array) => {
+    const outcome = await writes.writeUser<AssignResult | typeof RERUN>(organizationId, userId, user, writer.id, (array) => {
       const holds = findEntry(array, input) !== undefined
       // The entry went since the first read: a new holder now, to be judged again.
       if (ownEntry && !holds) return { next: undefined, outcome: RERUN }
       if (array.length >= maxNumbersPerUser && !holds) return { next: undefined, outcome: limitReached }
       const { next, assignment } = upsertAssignment(array, input, now)
       return { next, outcome: { status: 'assigned', assignment } }
-    }, describeChanges(organizationId, userId, now, change), written))
+    }, describeChanges(organizationId, userId, now, change), written)
     if (outcome.status !== 'assigned') {
       await ownership.settle(phoneNumber)
       return outcome
@@ -261,7 +261,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   }
 
   async function assign (organizationId: ObjectId, userId: ObjectId, input: AssignmentInput, change: ChangeOptions = {}): Promise<AssignResult> {
-    return await onNumber(input.phoneNumber, [userId], async (writer) => await assignOnce(organizationId, userId, input, change, writer))
+    // The whole run holds the user's queue: its first read is then fresh, and queued writes to one user do not miss.
+    return await onNumber(input.phoneNumber, [userId], async (writer) => await onUser(userId, async () => await assignOnce(organizationId, userId, input, change, writer)))
   }
 
   async function removeOnce (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey, change: ChangeOptions, writer: ClaimWriter): Promise<RemoveResult | RunOutcome> {
@@ -283,10 +284,10 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     if (claimed.status !== 'claimed') return claimed as RunOutcome | typeof CONFLICT
     noticePendingEvents([user])
     const written: StoredEvent[] = []
-    const outcome = await onUser(userId, async () => await writes.writeUser<RemoveResult>(organizationId, userId, user, writer.id, (current) => {
+    const outcome = await writes.writeUser<RemoveResult>(organizationId, userId, user, writer.id, (current) => {
       const next = removeAssignment(current, key)
       return next === undefined ? { next, outcome: ASSIGNMENT_NOT_FOUND } : { next, outcome: REMOVED }
-    }, describeChanges(organizationId, userId, change.now ?? new Date(), change), written))
+    }, describeChanges(organizationId, userId, change.now ?? new Date(), change), written)
     if (outcome.status === 'removed') {
       await step('remove:user-written')
       outbox.recorded(userId, written)
@@ -297,7 +298,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   }
 
   async function remove (organizationId: ObjectId, userId: ObjectId, key: AssignmentKey, change: ChangeOptions = {}): Promise<RemoveResult> {
-    return await onNumber(key.phoneNumber, [userId], async (writer) => await removeOnce(organizationId, userId, key, change, writer))
+    return await onNumber(key.phoneNumber, [userId], async (writer) => await onUser(userId, async () => await removeOnce(organizationId, userId, key, change, writer)))
   }
 
   /** Says which of the transfer's users a missing-user failure is about. */
