@@ -23,7 +23,8 @@ interface DevelopmentServer extends StandaloneServer {
 }
 
 async function startDevelopmentServer (dataDir: string, args: readonly string[] = [], env: Record<string, string> = {}): Promise<DevelopmentServer> {
-  const server = await startStandalone({ MONGODB_URI: undefined, JWT_SECRET: undefined, DEVELOPMENT_MODE: undefined, DEV_DATABASE_FRESH: undefined, DEV_DATA_DIR: dataDir, LOG_LEVEL: 'info', REQUEST_LOGGING: 'false', ...env }, { args, startTimeoutMs: 180_000 })
+  // No load shedding: a JVM starting beside the server can delay its event loop past the limit (503).
+  const server = await startStandalone({ MONGODB_URI: undefined, JWT_SECRET: undefined, DEVELOPMENT_MODE: undefined, DEV_DATABASE_FRESH: undefined, DEV_DATA_DIR: dataDir, LOG_LEVEL: 'info', REQUEST_LOGGING: 'false', MAX_EVENT_LOOP_DELAY_MS: '0', ...env }, { args, startTimeoutMs: 180_000 })
   // The banner follows the listen; the health check can answer before it is printed.
   while (!/export TOKEN=\S+/.test(server.stderr.join(''))) {
     if (server.child.exitCode !== null) throw new Error(`server exited: ${server.output()}`)
