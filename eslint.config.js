@@ -5,6 +5,8 @@ import neostandard from 'neostandard'
 // Each folder below lists what it must not import; a wrong import fails `npm run lint`.
 const TOOLING = { group: ['**/test/**', '**/bench/**', '**/scripts/**'], message: 'Shipped code never imports tests, benchmarks or scripts.' }
 const EMBEDDED_MONGO = { group: ['**/embedded-mongo/**'], message: 'The development database is imported only by src/standalone/server.ts, tests and tools.' }
+// Only tracing/start.ts, which preload.ts loads when the OTEL variables ask for it, may load OpenTelemetry.
+const OPENTELEMETRY = { group: ['@opentelemetry/*', '@fastify/otel'], message: 'OpenTelemetry is loaded only by src/standalone/tracing/start.ts (through preload.ts, when tracing is on); hosts add it themselves.' }
 const FASTIFY = { group: ['fastify', 'fastify-plugin', '@fastify/*'], message: 'The domain knows nothing of Fastify or HTTP: return a discriminated result and let the plugin map it.' }
 
 const PLUGIN_ENTRY_ONLY = { regex: '(^|/)(plugins/(?!phone-numbers/index\\.js$)|src/domain/)', message: 'The app uses the plugin through its public entry, plugins/phone-numbers/index.js.' }
@@ -31,7 +33,7 @@ export default [
   {
     files: ['src/domain/**/*.ts'],
     rules: {
-      ...forbid(TOOLING, EMBEDDED_MONGO, FASTIFY,
+      ...forbid(TOOLING, EMBEDDED_MONGO, FASTIFY, OPENTELEMETRY,
         { group: ['**/plugins/**', '**/standalone/**'], message: 'The domain never imports the plugin or the app.' }),
       'no-restricted-syntax': ['error', {
         selector: 'Literal[value>=400][value<=599]',
@@ -41,19 +43,25 @@ export default [
   },
   {
     files: ['plugins/**/*.ts'],
-    rules: forbid(TOOLING, EMBEDDED_MONGO,
+    rules: forbid(TOOLING, EMBEDDED_MONGO, OPENTELEMETRY,
       { regex: '(^|/)src/(?!domain/)', message: 'The plugin imports only the domain (src/domain/) and schemas/.' },
       { group: ['@fastify/mongodb'], message: 'The plugin takes a Db; @fastify/mongodb belongs to the standalone app.' }),
   },
   {
     files: ['src/standalone/**/*.ts'],
-    ignores: ['src/standalone/server.ts'],
-    rules: forbid(TOOLING, EMBEDDED_MONGO,
+    ignores: ['src/standalone/server.ts', 'src/standalone/development-database.ts', 'src/standalone/tracing/start.ts'],
+    rules: forbid(TOOLING, EMBEDDED_MONGO, OPENTELEMETRY,
       PLUGIN_ENTRY_ONLY),
   },
   {
-    files: ['src/standalone/server.ts'],
-    rules: forbid(TOOLING,
+    // The server's entry and the starter of its development database.
+    files: ['src/standalone/server.ts', 'src/standalone/development-database.ts'],
+    rules: forbid(TOOLING, OPENTELEMETRY,
+      PLUGIN_ENTRY_ONLY),
+  },
+  {
+    files: ['src/standalone/tracing/start.ts'],
+    rules: forbid(TOOLING, EMBEDDED_MONGO,
       PLUGIN_ENTRY_ONLY),
   },
   {

@@ -5,7 +5,7 @@
 import { execFile, fork, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import type { ChildReply, ParentRequest } from './protocol.js'
 import type { ServerSettings } from './servers.js'
@@ -41,6 +41,11 @@ export interface ForkOptions {
    * loader (no build step; its loader thread adds some 40 MB of RSS).
    */
   runtime?: 'compiled' | 'tsx' | undefined
+  /**
+   * Trace with the standalone server's own preload (src/standalone/tracing/preload.ts), exporting
+   * OTLP/HTTP to this endpoint; undefined: no preload, nothing of OpenTelemetry loaded.
+   */
+  tracingEndpoint?: string | undefined
 }
 
 /** Compiles bench/, src/, plugins/ and schemas/ (bench/tsconfig.json, incremental) into COMPILED_DIR. */
@@ -63,10 +68,16 @@ export async function procRss (pid: number): Promise<number | undefined> {
 export async function forkServer (settings: ServerSettings, options: ForkOptions = {}): Promise<ServerChild> {
   const compiled = options.runtime === 'compiled'
   const execArgv = compiled ? [] : ['--import', import.meta.resolve('tsx')]
+  const tracingEnv: NodeJS.ProcessEnv = {}
+  if (options.tracingEndpoint !== undefined) {
+    // As `npm start` runs it: before the child's first import of mongodb.
+    execArgv.push('--import', compiled ? pathToFileURL(join(COMPILED_DIR, 'src', 'standalone', 'tracing', 'preload.js')).href : new URL('../src/standalone/tracing/preload.ts', import.meta.url).href)
+    Object.assign(tracingEnv, { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: options.tracingEndpoint, OTEL_SERVICE_NAME: `bench-${settings.kind}` })
+  }
   if (options.cpuProfileDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${settings.kind}-${Date.now()}.cpuprofile`)
   const child: ChildProcess = fork(compiled ? join(COMPILED_DIR, 'bench', 'child.js') : CHILD_ENTRY, [], {
     execArgv,
-    env: { ...process.env, BENCH_SERVER_SETTINGS: JSON.stringify(settings) },
+    env: { ...process.env, ...tracingEnv, BENCH_SERVER_SETTINGS: JSON.stringify(settings) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const pending = new Map<number, (reply: ChildReply) => void>()

@@ -14,6 +14,7 @@ import { mintToken } from '../src/standalone/development.js'
 import { startMongo, type MongoBackendName } from '../src/embedded-mongo/index.js'
 import { compileServers, forkServer, procRss, type ServerChild } from './child-process.js'
 import { findDatabasePid, sampleProcessRss } from './database-process.js'
+import { startOtlpSink, type OtlpSink, type OtlpSinkCounts } from './otlp-sink.js'
 import { probeListing, walkToMiddle } from './listing.js'
 import { REJECTION_KINDS, SCENARIOS, SCENARIO_NAMES, barePrefix, rejectionRequest, listingScenarioName, scenarioRequests, serverKey, type ListingTarget, type ScenarioName, type Tokens } from './scenarios.js'
 import type { CannedResponse, ServerKind } from './servers.js'
@@ -73,6 +74,8 @@ export interface BenchResult {
   targets: TargetCheck[]
   /** Unexpected status codes, connection errors or timeouts; must be empty. */
   failures: string[]
+  /** ours-tracing: what its OTLP receiver got over the whole run (warm-up included). */
+  otlp?: OtlpSinkCounts | undefined
 }
 
 /** The server URI with its database path replaced, query options kept. */
@@ -149,6 +152,8 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
   }
   const mongo = await startMongo({ backend: options.backend, log: (line) => log(`database: ${line}`) })
   const children: ServerChild[] = []
+  // ours-tracing exports its spans here, on loopback; the receiver discards them.
+  const otlpSink: OtlpSink | undefined = kinds.has('ours-tracing') ? await startOtlpSink() : undefined
   const databasePid = await findDatabasePid(mongo.uri)
   const listings: ListingPreparation[] = []
   const listingDatabases: Db[] = []
@@ -170,7 +175,8 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
 
     const servers = new Map<string, ServerChild>()
     const start = async (kind: ServerKind, canned?: Record<string, CannedResponse>, lookup?: boolean, key: string = kind, uri = mongodbUri): Promise<void> => {
-      const child = await forkServer({ kind, mongodbUri: uri, jwtSecret, canned, lookup }, { cpuProfileDir: options.cpuProfileDir, runtime })
+      const tracingEndpoint = kind === 'ours-tracing' ? otlpSink?.endpoint : undefined
+      const child = await forkServer({ kind, mongodbUri: uri, jwtSecret, canned, lookup }, { cpuProfileDir: options.cpuProfileDir, runtime, tracingEndpoint })
       children.push(child)
       servers.set(key, child)
       log(`${key} server: pid ${child.pid}, port ${child.port}`)
@@ -257,6 +263,13 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
     }
 
     const { scenarios, failures } = summarize(rounds, mongo.backend, listingUsers)
+    // The spans of the last requests are still batched: they arrive when the child stops.
+    await Promise.allSettled(children.filter((child) => child.kind === 'ours-tracing').map((child) => child.stop()))
+    const otlp = otlpSink?.counts()
+    if (otlp !== undefined) {
+      log(`ours-tracing: its OTLP receiver got ${otlp.exportRequests} export requests, ${(otlp.bytes / 2 ** 20).toFixed(1)} MB`)
+      if (otlp.exportRequests === 0 || otlp.rejected > 0) failures.push(`ours-tracing exported ${otlp.exportRequests} batches (${otlp.rejected} requests rejected): tracing did not reach its receiver`)
+    }
     return {
       version: 1,
       startedAt,
@@ -283,7 +296,8 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
       scenarios,
       rounds,
       targets: checkTargets(scenarios),
-      failures
+      failures,
+      ...(otlp === undefined ? {} : { otlp })
     }
   } finally {
     await Promise.allSettled(children.map((child) => child.stop()))
@@ -296,5 +310,6 @@ export async function runBenchmark (options: BenchOptions): Promise<BenchResult>
     }
     await client.close()
     await mongo.stop()
+    await otlpSink?.close()
   }
 }

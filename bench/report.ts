@@ -28,7 +28,7 @@ export function markdownReport (result: BenchResult): string {
   }
   lines.push('', 'Rejection rows (`ours-4xx`) are compared with the bare route answering the same body (`bare-4xx`), ' +
     'the inbound-route lookup (`ours-lookup`) with a bare route doing the same users query (`bare-lookup`), ' +
-    'and the assigns with METRICS=true (`ours-metrics`) with the same assigns without (`ours`), in "ratio to baseline"; ' +
+    'and the assigns with METRICS=true (`ours-metrics`) or with OpenTelemetry tracing on (`ours-tracing`, OTLP/HTTP to a loopback receiver that discards the spans) with the same assigns without (`ours`), in "ratio to baseline"; ' +
     'a 50k listing row with the same page at 1k. Database RSS: the database process (mongo-java-server or FerretDB started by the bench), when found.', '')
   const comparisons = listingComparisons(result.scenarios)
   if (result.listings.length > 0) {

@@ -9,7 +9,7 @@ import type { ServerKind } from './servers.js'
 import { LISTING_FILTER, LISTING_PAGE_LIMIT, assignBody, inboundRoutePath, listingPath, lookupNumbers, phoneNumbersPath, type ListingSize, type Workload } from './workload.js'
 
 export const SCENARIO_NAMES = [
-  'ours', 'ours-metrics', 'baseline', 'peer',
+  'ours', 'ours-metrics', 'ours-tracing', 'baseline', 'peer',
   'ours-401', 'bare-401', 'ours-403', 'bare-403', 'ours-400', 'bare-400',
   'ours-lookup', 'bare-lookup',
   'list-first-1k', 'list-middle-1k', 'list-filtered-1k',
@@ -62,6 +62,8 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
   peer: { name: 'peer', server: 'peer', request: 'assign', expectedStatus: 200, resetData: true, baseline: 'baseline', peer: 'peer' },
   // "ratio to baseline": metrics on over metrics off.
   'ours-metrics': { name: 'ours-metrics', server: 'ours-metrics', request: 'assign', expectedStatus: 200, resetData: true, baseline: 'ours', peer: 'peer' },
+  // "ratio to baseline": tracing on (OTLP to the bench's discarding receiver) over tracing off.
+  'ours-tracing': { name: 'ours-tracing', server: 'ours-tracing', request: 'assign', expectedStatus: 200, resetData: true, baseline: 'ours', peer: 'peer' },
   'ours-401': { name: 'ours-401', server: 'ours', request: '401', expectedStatus: 401, resetData: false, baseline: 'bare-401', peer: undefined },
   'bare-401': { name: 'bare-401', server: 'bare', request: '401', expectedStatus: 401, resetData: false, baseline: 'bare-401', peer: undefined },
   'ours-403': { name: 'ours-403', server: 'ours', request: '403', expectedStatus: 403, resetData: false, baseline: 'bare-403', peer: undefined },

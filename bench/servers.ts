@@ -3,6 +3,8 @@
  *
  * - ours: the standalone app (src/standalone/app.ts) on Fastify, request logging off, log level warn;
  * - ours-metrics: the same with METRICS=true (/metrics on the API port), to measure what metrics cost;
+ * - ours-tracing: the same with OpenTelemetry on (the child runs with the server's tracing preload,
+ *   exporting to the bench's OTLP receiver), to measure what tracing costs;
  * - baseline: a bare Fastify route, no auth, no validation, the same store call;
  * - peer: Express 5 + Mongoose (peer.ts);
  * - bare: bare Fastify routes answering the rejections with the plugin's own
@@ -24,7 +26,7 @@ function phoneNumbersPath (organizationId: string, prefix = ''): string {
   return `${prefix}/api/organizations/${organizationId}/phone-numbers`
 }
 
-export const SERVER_KINDS = ['ours', 'ours-metrics', 'baseline', 'peer', 'bare'] as const
+export const SERVER_KINDS = ['ours', 'ours-metrics', 'ours-tracing', 'baseline', 'peer', 'bare'] as const
 export type ServerKind = typeof SERVER_KINDS[number]
 
 export function isServerKind (value: unknown): value is ServerKind {
@@ -191,6 +193,8 @@ export async function startServer (settings: ServerSettings): Promise<RunningSer
   switch (settings.kind) {
     case 'ours': return await startOurs(settings, tracer)
     case 'ours-metrics': return await startOurs(settings, tracer, true)
+    // The tracing itself was set up by the preload the harness gave this child (child-process.ts).
+    case 'ours-tracing': return await startOurs(settings, tracer)
     case 'baseline': return await startBaseline(settings, tracer)
     case 'peer': return await startPeer(settings, tracer)
     case 'bare': return await startBare(settings, tracer)

@@ -258,7 +258,7 @@ export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetChec
       detail: `1k: ${databaseWork(row.small)}; 50k: ${databaseWork(row.large)}`
     })
   }
-  const oursRows = scenarios.filter((summary) => ['ours', 'ours-metrics'].includes(SCENARIOS[summary.scenario].server))
+  const oursRows = scenarios.filter((summary) => ['ours', 'ours-metrics', 'ours-tracing'].includes(SCENARIOS[summary.scenario].server))
   if (oursRows.length > 0) {
     const oursRss = Math.max(...oursRows.map((summary) => summary.rssPeakMb))
     checks.push({ target: `ours RSS under load <= ${RSS_LIMIT_MB} MB`, met: oursRss <= RSS_LIMIT_MB, detail: `peak ${oursRss.toFixed(1)} MB` })

@@ -9,6 +9,8 @@ const ALL = ['plugins/**/*.ts', 'src/**/*.ts', 'schemas/**/*.ts', 'scripts/**/*.
 const ONLY = {
   'test/standalone/bench-smoke.test.ts': ['bench/**/*.ts'],
   'test/standalone/server.test.ts': ['src/standalone/config.ts'],
+  'test/standalone/tracing.test.ts': ['src/standalone/tracing/settings.ts'],
+  'test/standalone/development-database.test.ts': ['src/standalone/config.ts', 'src/standalone/development-database.ts'],
   'test/reliability/standalone-contract.test.ts': null,
   'test/reliability/hardening.test.ts': null,
   'test/standalone/ownership-rules.test.ts': null,

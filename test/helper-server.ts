@@ -2,18 +2,23 @@
  * The standalone server (src/standalone/server.ts) as a child process, for the tests that run
  * it as a user would and for scripts/reliability. It lives beside helper-database.ts rather
  * than in scripts/ so tests never depend on the reliability scripts (which already use the test
- * helpers). It runs as `node --import tsx server.ts`: one process, so a SIGTERM or SIGINT sent
- * to the child reaches the server itself (not npx or the tsx CLI), and its exit code is the server's.
+ * helpers). It runs as `npm start` does, `node --import tsx --import tracing/preload.ts server.ts`:
+ * one process, so a SIGTERM or SIGINT sent to the child reaches the server itself (not npm or the
+ * tsx CLI), and its exit code is the server's. A server in development mode keeps its data in a
+ * fresh temp folder unless DEV_DATA_DIR is given, so parallel tests never share (or lock) one.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { freePort } from '../src/embedded-mongo/index.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SERVER = join(ROOT, 'src', 'standalone', 'server.ts')
+const TRACING_PRELOAD = pathToFileURL(join(ROOT, 'src', 'standalone', 'tracing', 'preload.ts')).href
 
 /** Variables to set in the child's copy of our environment; undefined removes one. */
 export type ServerEnv = Record<string, string | undefined>
@@ -39,16 +44,21 @@ export interface StartOptions {
   startTimeoutMs?: number
   /** Called with the child as soon as it exists, e.g. to kill it if the caller dies before it listens. */
   onSpawn?: (child: ChildProcess) => void
+  /** The server's command line, e.g. ['--fresh']. */
+  args?: readonly string[]
 }
 
-/** Spawns the server with `env` and collects what it prints; does not wait for anything. */
-export function spawnStandalone (env: ServerEnv): StandaloneProcess {
+/** Spawns the server with `env` (and command-line `args`) and collects what it prints; does not wait for anything. */
+export function spawnStandalone (env: ServerEnv, args: readonly string[] = []): StandaloneProcess {
   const childEnv: NodeJS.ProcessEnv = { ...process.env }
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) delete childEnv[key]
     else childEnv[key] = value
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const tempDataDir = 'DEV_DATA_DIR' in env ? undefined : mkdtempSync(join(tmpdir(), 'standalone-dev-data-'))
+  if (tempDataDir !== undefined) childEnv['DEV_DATA_DIR'] = tempDataDir
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', TRACING_PRELOAD, SERVER, ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (tempDataDir !== undefined) child.once('close', () => { rmSync(tempDataDir, { recursive: true, force: true }) })
   const logs: Array<Record<string, unknown>> = []
   const stderr: string[] = []
   const output: string[] = []
@@ -95,7 +105,7 @@ async function answers (url: string): Promise<boolean> {
 export async function startStandalone (env: ServerEnv, options: StartOptions = {}): Promise<StandaloneServer> {
   const startTimeoutMs = options.startTimeoutMs ?? 90_000
   const port = await freePort()
-  const started = spawnStandalone({ PORT: String(port), HOST: '127.0.0.1', ...env })
+  const started = spawnStandalone({ PORT: String(port), HOST: '127.0.0.1', ...env }, options.args)
   options.onSpawn?.(started.child)
   const server: StandaloneServer = { ...started, port, base: `http://127.0.0.1:${port}` }
   const deadline = Date.now() + startTimeoutMs

@@ -38,13 +38,20 @@ async function useExistingServer (uri: string | undefined): Promise<RunningMongo
  * - backend 'uri', or no backend and MONGODB_URI set: use MONGODB_URI as is; stop() does nothing.
  * - a forced backend ('mongod' | 'ferretdb' | 'java'): start only that one.
  * - otherwise: mongod (mongodb-memory-server-core) -> mongo-java-server -> FerretDB, first that starts.
- * Each started server listens on a free 127.0.0.1 port with its data in a fresh temp folder;
- * stop() kills it and removes the folder, and so does our exit, a signal or a crash.
+ * - dataFile: mongo-java-server with its H2 backend on that file, whatever MONGODB_URI says.
+ * Each started server listens on a free 127.0.0.1 port with its data in a fresh temp folder
+ * (or in `dataFile`); stop() stops it and removes the folder (never `dataFile`), and so does
+ * our exit, a signal or a crash.
  */
 export async function startMongo (options: StartMongoOptions = {}): Promise<RunningMongo> {
   const log = options.log ?? defaultLog
   // Checked at run time too: the name usually comes from an environment variable.
   const backend = parseBackendName(options.backend)
+  if (options.dataFile !== undefined) {
+    if (backend !== undefined && backend !== 'java') throw new Error(`backend "${backend}" cannot keep its data in a file: only "java" (mongo-java-server's H2 backend) can`)
+    const { startJavaServer } = await import('./java.js')
+    return await startJavaServer(log, { dataFile: options.dataFile })
+  }
   const envUri = process.env['MONGODB_URI']
   if (backend === 'uri' || (backend === undefined && envUri !== undefined && envUri.trim() !== '')) {
     return await useExistingServer(envUri)

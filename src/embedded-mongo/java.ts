@@ -16,12 +16,17 @@ function classesDir (): string {
   return cacheDir('mongo-java-server', 'classes')
 }
 
+// One jar per artifact of pom.xml that the launcher needs: a lib/ fetched before one was added is fetched again.
+const REQUIRED_JARS = ['mongo-java-server-core-', 'mongo-java-server-memory-backend-', 'mongo-java-server-h2-backend-', 'h2-']
+
 function hasJars (dir: string): boolean {
-  return existsSync(dir) && readdirSync(dir).some((name) => name.startsWith('mongo-java-server-core-') && name.endsWith('.jar'))
+  if (!existsSync(dir)) return false
+  const names = readdirSync(dir)
+  return REQUIRED_JARS.every((prefix) => names.some((name) => name.startsWith(prefix) && name.endsWith('.jar')))
 }
 
 /**
- * Fetches mongo-java-server 1.47.0 and its dependencies (netty, slf4j) from Maven Central into
+ * Fetches mongo-java-server 1.47.0, its in-memory and H2 backends and their dependencies (netty, slf4j, h2) from Maven Central into
  * .cache/mongo-java-server/lib, using the committed pom.xml, and compiles our launcher class.
  * Both steps are skipped when their output is already there and up to date.
  */
@@ -49,17 +54,26 @@ export async function ensureJavaServer (log: Log): Promise<void> {
   }
 }
 
-export async function startJavaServer (log: Log): Promise<RunningMongo> {
+export interface JavaServerOptions {
+  /**
+   * Keep the data in this H2 MVStore file (created when missing) instead of in memory. It lives
+   * outside the server's fresh folder, which stop() removes.
+   */
+  dataFile?: string | undefined
+}
+
+export async function startJavaServer (log: Log, options: JavaServerOptions = {}): Promise<RunningMongo> {
   await ensureJavaServer(log)
   const port = await freePort()
   const dir = await freshDataDir('java')
   const server = spawnServer('java', [
-    // The data is in memory; the folder only holds the JVM's own temp files.
+    // The folder holds the JVM's own temp files; the data is in memory or in `dataFile`.
     `-Djava.io.tmpdir=${dir}`,
     // A short-lived test server: start fast, don't reserve much memory.
     '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-XX:-UsePerfData', '-Xss512k', '-Xmx512m',
     '-cp', `${libDir()}/*:${classesDir()}`,
     MAIN_CLASS, '127.0.0.1', String(port),
+    ...(options.dataFile === undefined ? [] : [options.dataFile]),
   ], dir)
   return await whenReady(server, 'java', port)
 }

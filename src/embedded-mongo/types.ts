@@ -22,6 +22,12 @@ export interface RunningMongo {
 
 export interface StartMongoOptions {
   backend?: MongoBackendName | undefined
+  /**
+   * Keep the data in this file (mongo-java-server's H2 backend, so backend 'java' or none), for
+   * the standalone server's development database. Unset, every backend keeps its data in memory
+   * or a temp folder, as the test runner wants.
+   */
+  dataFile?: string | undefined
   log?: (line: string) => void
 }
 

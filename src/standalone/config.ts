@@ -2,6 +2,7 @@
  * Standalone server configuration, read from the environment once at start.
  * Every bad variable is reported together, each with what to change.
  */
+import { resolve } from 'node:path'
 import { getHeapStatistics } from 'node:v8'
 import { DEFAULT_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../plugins/phone-numbers/index.js'
 
@@ -122,6 +123,10 @@ export interface ServerConfig {
   eventSweepIntervalMs: number
   /** Where every change event is POSTed, signed with `webhookSecret`; undefined: no webhook. */
   webhook: WebhookConfig | undefined
+  /** Development mode: the folder the embedded database keeps its data in (DEV_DATA_DIR, default .data). */
+  devDataDir: string
+  /** Development mode: start with an empty database (DEV_DATABASE_FRESH; also `npm start -- --fresh`). */
+  devDatabaseFresh: boolean
   /** Prometheus text at /metrics, without auth. */
   metrics: boolean
   /** Serve /metrics on this port (and HOST) instead of the API port; undefined: on the API port. */
@@ -304,6 +309,8 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     eventVisibilityDelayMs: integer('EVENT_VISIBILITY_DELAY_MS', DEFAULT_OPTIONS.eventVisibilityDelayMs, 1, 600_000),
     eventSweepIntervalMs: integer('EVENT_SWEEP_INTERVAL_MS', DEFAULT_OPTIONS.eventSweepIntervalMs, 100, 3_600_000),
     webhook,
+    devDataDir: resolve(text('DEV_DATA_DIR', '.data')),
+    devDatabaseFresh: flag('DEV_DATABASE_FRESH', false),
     metrics: flag('METRICS', false),
     metricsPort: optionalInteger('METRICS_PORT', 1, 65535)
   }

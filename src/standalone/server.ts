@@ -7,8 +7,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import app, { appOptions, serverOptions, type RuntimeSettings } from './app.js'
 import { ConfigError, readConfig, type ServerConfig } from './config.js'
 import { developmentSecret, superAdminToken, DEMO_ORGANIZATION_ID, DEMO_USER_ID } from './development.js'
-import { startMongo, type RunningMongo } from '../embedded-mongo/index.js'
+import { readServerArguments, startDevelopmentDatabase, type DevelopmentDatabase } from './development-database.js'
 import { docsUrl } from './docs.js'
+import { shutdownTracing } from './tracing/shutdown.js'
 
 async function buildServer (config: ServerConfig, runtime: RuntimeSettings): Promise<FastifyInstance> {
   const server = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
@@ -38,8 +39,10 @@ async function closeWithin (server: FastifyInstance, timeoutMs: number): Promise
 
 async function main (): Promise<void> {
   let config: ServerConfig
+  let fresh: boolean
   try {
     config = readConfig()
+    fresh = readServerArguments(process.argv.slice(2)).fresh || config.devDatabaseFresh
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message)
@@ -48,9 +51,9 @@ async function main (): Promise<void> {
     throw error
   }
 
-  let database: RunningMongo | undefined
+  let database: DevelopmentDatabase | undefined
   if (config.developmentMode) {
-    database = await startMongo({ log: (line) => console.error(`[embedded database] ${line}`) })
+    database = await startDevelopmentDatabase({ dataDir: config.devDataDir, fresh }, (line) => console.error(`[embedded database] ${line}`))
   }
   const mongodbUri = config.mongodbUri ?? database!.uri
   const jwtSecret = config.jwtSecret ?? await developmentSecret()
@@ -64,6 +67,8 @@ async function main (): Promise<void> {
     const clean = await closeWithin(server, config.shutdownTimeoutMs)
     if (!clean) server.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight requests still running at the shutdown deadline')
     await database?.stop()
+    // The last spans (this request's and the shutdown's) are still in the exporter's batch.
+    await shutdownTracing()
     server.log.info('stopped')
     await flushLogs(server.log)
     process.exit(clean ? 0 : 1)
@@ -94,16 +99,18 @@ async function main (): Promise<void> {
   const docsLine = docsPage === undefined ? [] : [`API reference page: ${docsPage}`]
   if (database !== undefined) {
     const address = `http://${config.host}:${(server.server.address() as { port: number }).port}`
-    server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri }, 'embedded development database')
+    server.log.info({ backend: database.backend, serverVersion: database.serverVersion, mongodbUri: database.uri, dataFile: database.dataFile }, 'embedded development database')
+    const keptLine = `Data kept in ${database.dataFile} (DEV_DATA_DIR); \`npm start -- --fresh\` starts empty.`
     if (config.jwtSecret !== undefined) {
       // Never print a token signed with a secret the operator supplied: it may be valid elsewhere.
-      console.error(`\nDevelopment mode (DEVELOPMENT_MODE=true): embedded ${database.backend} ${database.serverVersion} at ${database.uri}, demo organization ${DEMO_ORGANIZATION_ID}. No token is printed: sign one with your own JWT_SECRET.${docsLine.map((line) => `\n${line}`).join('')}\n`)
+      console.error(`\nDevelopment mode (DEVELOPMENT_MODE=true): embedded ${database.backend} ${database.serverVersion} at ${database.uri}, demo organization ${DEMO_ORGANIZATION_ID}. No token is printed: sign one with your own JWT_SECRET.\n${keptLine}${docsLine.map((line) => `\n${line}`).join('')}\n`)
       return
     }
     const token = await superAdminToken(jwtSecret)
     console.error([
       '',
       `Development mode: embedded ${database.backend} ${database.serverVersion} at ${database.uri}`,
+      keptLine,
       ...docsLine,
       `Demo organization ${DEMO_ORGANIZATION_ID}, demo user ${DEMO_USER_ID}. A SUPERADMIN token (1 h; \`npm run token\` mints another):`,
       '',
