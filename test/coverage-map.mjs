@@ -16,6 +16,7 @@ const ONLY = {
   'test/standalone/ownership-rules.test.ts': null,
   'test/standalone/ownership-transfer.test.ts': null,
   'test/standalone/ownership-lookup.test.ts': null,
+  'test/standalone/two-processes.test.ts': null,
   'test/domain/integrity.test.ts': ['src/domain/**/*.ts'],
   'test/standalone/docs-page.test.ts': ['src/standalone/docs.ts']
 }
