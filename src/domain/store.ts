@@ -366,6 +366,21 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     await step('transfer:target-written')
     outbox.recorded(toUserId, targetEvents)
 
+    // The first read may predate a removal of the source that finished (and released the claim)
+    // before this step was recorded: read the source again, now that any later writer must fence
+    // this step first. Its entry gone, the copy is undone and the transfer judged again.
+    const sourceNow = await writes.findUser(fromUserId)
+    const sourceEntries = writes.readOwnArray(sourceNow, organizationId)
+    if (!Array.isArray(sourceEntries) || findEntry(sourceEntries, key) === undefined) {
+      await onUser(toUserId, async () => await writes.writeUser(organizationId, toUserId, await writes.findUser(toUserId), writer.id, (array) => {
+        const copy = findEntry(array, key)
+        const own = copy !== undefined && copy.updatedAt instanceof Date && copy.updatedAt.getTime() === now.getTime()
+        return { next: own ? removeAssignment(array, key) : undefined, outcome: REMOVED }
+      }, undefined))
+      await claims.endTransfer(phoneNumber, transfer)
+      return RERUN
+    }
+
     const transferred = createEvent(scopeOfEvents, { type: 'transferred', before: source, after: written.assignment, fromUserId })
     // Another process took the slot over before the commit: it undoes the target's copy.
     if (!await claims.commitTransfer(phoneNumber, transfer, routesInbound, transferred)) return { status: 'fenced' }
@@ -377,7 +392,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     // removes the copy.
     const sourceEvents: StoredEvent[] = []
     const sourceRemoved = await onUser(fromUserId, async () =>
-      await writes.writeUser(organizationId, fromUserId, await writes.findUser(fromUserId), writer.id, (array) => ({ next: removeAssignment(array, key), outcome: REMOVED }), () => [transferred], sourceEvents))
+      await writes.writeUser(organizationId, fromUserId, sourceNow, writer.id, (array) => ({ next: removeAssignment(array, key), outcome: REMOVED }), () => [transferred], sourceEvents))
     if (sourceRemoved.status !== 'removed') return written
     await step('transfer:source-removed')
     outbox.recorded(fromUserId, sourceEvents)
