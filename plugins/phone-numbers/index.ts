@@ -115,7 +115,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
         store
       })
       const cursors = createListCursorCodec(cursorKey(options.cursorSecret, 'secret' in options.auth ? options.auth.secret : undefined))
-      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors })
+      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors, operationIdPrefix: options.operationIdPrefix })
     })
   }, { prefix: options.prefix ?? '' })
 }

@@ -40,6 +40,8 @@ export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore
   bodyLimit: number
   cursors: ListCursorCodec
+  /** Put before each operationId in a host's @fastify/swagger document only. */
+  operationIdPrefix?: string | undefined
 }
 
 /** The contract's default `limit`. */
@@ -85,12 +87,12 @@ function failureOf (result: Failure, provider: string, phoneNumber: string): Err
   }
 }
 
-const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors }) => {
+const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors, operationIdPrefix }) => {
   // Documentation only (a host's @fastify/swagger): the schemas below still validate and serialise.
   await describeForHostOpenapi(fastify, [
     PostOrganizationsPhoneNumbers, DeleteOrganizationsPhoneNumbers, PostOrganizationsPhoneNumbersTransfer,
     GetPhoneNumbersInboundRoute, GetOrganizationsPhoneNumbersEvents, GetOrganizationsPhoneNumbers
-  ])
+  ], operationIdPrefix)
 
   fastify.route({
     ...PostOrganizationsPhoneNumbers,
