@@ -16,6 +16,11 @@
  * - The security schemes and tags the operations name are added to the
  *   document when the host did not declare them, so "Try it out" sends the
  *   bearer token without any host setup. A host's own definition wins.
+ * - `operationIdPrefix` is put before each operationId of this document only
+ *   (the served openapi.yaml keeps the contract's ids): two registrations in
+ *   one document would otherwise repeat six operationIds, which OpenAPI
+ *   forbids and code generators reject (openapi-typescript: duplicate
+ *   identifiers).
  */
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify'
 import { openapiDocument } from '../../schemas/generated/openapi-document.js'
@@ -156,8 +161,8 @@ interface TransformInput {
 }
 
 /** The route-level `swaggerTransform` of one operation. */
-function swaggerTransformFor (operation: Json): (input: TransformInput) => { schema: FastifySchema, url: string } {
-  const documented = documentedSchema(operation)
+function swaggerTransformFor (operation: Json, operationIdPrefix: string): (input: TransformInput) => { schema: FastifySchema, url: string } {
+  const documented: Json = { ...documentedSchema(operation), operationId: `${operationIdPrefix}${String(operation['operationId'])}` }
   return ({ schema, url, openapiObject }) => {
     // Swagger 2.0 documents (no openapiObject) keep the route schema as it is.
     if (openapiObject === undefined) return { schema, url }
@@ -178,7 +183,7 @@ export function sharedSchemasOf (operationIds: readonly string[]): Json[] {
  * Call before adding the routes: adds the shared schemas of `routes`
  * operations and gives each route of this context its documented form.
  */
-export async function describeForHostOpenapi (fastify: FastifyInstance, routes: ReadonlyArray<{ schema: { operationId: string } }>): Promise<void> {
+export async function describeForHostOpenapi (fastify: FastifyInstance, routes: ReadonlyArray<{ schema: { operationId: string } }>, operationIdPrefix = ''): Promise<void> {
   const shared = sharedSchemasOf(routes.map((route) => route.schema.operationId))
   await fastify.register(async function orgPhoneNumbersSchemas (context) {
     for (const schema of shared) {
@@ -189,6 +194,6 @@ export async function describeForHostOpenapi (fastify: FastifyInstance, routes: 
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const operationId = (route.schema as { operationId?: unknown } | undefined)?.operationId
     const operation = typeof operationId === 'string' ? operations.get(operationId) : undefined
-    if (operation !== undefined) route.config = { ...route.config, swaggerTransform: swaggerTransformFor(operation) }
+    if (operation !== undefined) route.config = { ...route.config, swaggerTransform: swaggerTransformFor(operation, operationIdPrefix) }
   })
 }

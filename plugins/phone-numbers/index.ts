@@ -31,6 +31,8 @@ export type {
   ListResult, ListedAssignment, AssignmentHolder, OtherOrganization, InboundHeld, MalformedField
 } from '../../src/domain/store.js'
 export type { NumberHolder } from '../../src/domain/number-holders.js'
+// The 409 Ambiguous inbound route answer points hosts at it.
+export { checkIntegrity, type IntegrityOptions, type IntegrityReport } from '../../src/domain/integrity.js'
 export { PROVIDERS, type StoredAssignment, type AssignmentInput, type AssignmentKey, type Provider } from '../../src/domain/assignments.js'
 export * from './errors.js'
 export { replyToFrameworkError } from './error-handler.js'
@@ -113,7 +115,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
         store
       })
       const cursors = createListCursorCodec(cursorKey(options.cursorSecret, 'secret' in options.auth ? options.auth.secret : undefined))
-      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors })
+      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors, operationIdPrefix: options.operationIdPrefix })
     })
   }, { prefix: options.prefix ?? '' })
 }

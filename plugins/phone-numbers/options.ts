@@ -42,6 +42,12 @@ export interface OrgPhoneNumbersOptions {
   db?: Db | undefined
   /** Path prefix for every route of the plugin. Default `''` (routes at /api/organizations/...). */
   prefix?: string
+  /**
+   * Put before each operationId in a host's @fastify/swagger document (only
+   * there: the served openapi.yaml keeps the contract's ids), e.g. `v2_`.
+   * Give each registration its own when several share one document. Default `''`.
+   */
+  operationIdPrefix?: string | undefined
   /** Users collection. Default `DEFAULT_OPTIONS.usersCollection` (`users`). */
   usersCollection?: string | undefined
   /** Organizations collection. Default `organizations`. */
@@ -187,6 +193,10 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
   }
   if (options.canLookUpInboundRoutes !== undefined && typeof options.canLookUpInboundRoutes !== 'function') {
     throw optionError('canLookUpInboundRoutes must be a function (claims) => boolean')
+  }
+  // Letters, digits, `_`, `.` and `-`: the ids stay valid identifiers' material for code generators.
+  if (options.operationIdPrefix !== undefined && (typeof options.operationIdPrefix !== 'string' || !/^[\w.-]*$/.test(options.operationIdPrefix))) {
+    throw optionError(`operationIdPrefix must be letters, digits, '_', '.' or '-', e.g. 'v2_', got ${JSON.stringify(options.operationIdPrefix)}`)
   }
   if (options.prefix !== undefined && (typeof options.prefix !== 'string' || (options.prefix !== '' && !options.prefix.startsWith('/')))) {
     throw optionError(`prefix must be '' or start with '/', got ${JSON.stringify(options.prefix)}`)

@@ -40,6 +40,8 @@ export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore
   bodyLimit: number
   cursors: ListCursorCodec
+  /** Put before each operationId in a host's @fastify/swagger document only. */
+  operationIdPrefix?: string | undefined
 }
 
 /** The contract's default `limit`. */
@@ -85,12 +87,12 @@ function failureOf (result: Failure, provider: string, phoneNumber: string): Err
   }
 }
 
-const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors }) => {
+const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors, operationIdPrefix }) => {
   // Documentation only (a host's @fastify/swagger): the schemas below still validate and serialise.
   await describeForHostOpenapi(fastify, [
     PostOrganizationsPhoneNumbers, DeleteOrganizationsPhoneNumbers, PostOrganizationsPhoneNumbersTransfer,
     GetPhoneNumbersInboundRoute, GetOrganizationsPhoneNumbersEvents, GetOrganizationsPhoneNumbers
-  ])
+  ], operationIdPrefix)
 
   fastify.route({
     ...PostOrganizationsPhoneNumbers,
@@ -160,7 +162,7 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
       const result = await store.findInboundRoute(phoneNumber, request.query.provider)
       if (result.status === 'no-route') throw new NoInboundRouteError(phoneNumber)
       if (result.status === 'ambiguous') {
-        throw new AmbiguousInboundRouteError(`Inbound calls for ${phoneNumber} are routed by ${result.holders.length} assignments: ${describeHolders(result.holders)}; fix the data (npm run check-integrity lists every such number)`)
+        throw new AmbiguousInboundRouteError(`Inbound calls for ${phoneNumber} are routed by ${result.holders.length} assignments: ${describeHolders(result.holders)}; fix the data (checkIntegrity(db), exported by fastify-org-phone-numbers, lists every such number)`)
       }
       const { holder } = result
       const label = holder.assignment.label

@@ -15,7 +15,14 @@ import { UnsupportedCharsetError, UnsupportedEncodingError, ValidationError } fr
 
 /** Fastify's default wording (`body/phoneNumber must match …`), built without a stack trace. */
 function formatValidationErrors (errors: ErrorObject[], part: string): Error {
-  return new ValidationError(errors.map((error) => `${part}${error.instancePath} ${error.message ?? 'is invalid'}`).join(', '))
+  return new ValidationError(errors.map((error) => `${part}${error.instancePath} ${messageOf(error)}`).join(', '))
+}
+
+/** Ajv's message, except that an enum names its values (Ajv says only "the allowed values"). */
+function messageOf (error: ErrorObject): string {
+  const allowed: unknown = error.keyword === 'enum' ? (error.params as { allowedValues?: unknown }).allowedValues : undefined
+  if (Array.isArray(allowed)) return `must be one of: ${allowed.map(String).join(', ')}`
+  return error.message ?? 'is invalid'
 }
 
 // JSON is UTF-8 (RFC 8259); a body declared in another charset would be read wrongly.
@@ -43,9 +50,11 @@ export function useStrictJsonBodies (fastify: FastifyInstance): void {
     parseJson(request, body as string, done)
   })
 
-  const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: true })
+  // `unicode: false`: maxLength counts UTF-16 units, as TypeBox does on the client (and JavaScript's
+  // `length`, and a browser's maxlength), so a label both sides accept is the same label.
+  const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: true, unicode: false })
   // A query string holds only text: `limit=10` is read as the number the contract declares.
-  const queryAjv = new Ajv({ coerceTypes: true, useDefaults: false, removeAdditional: false, allErrors: false, strict: true })
+  const queryAjv = new Ajv({ coerceTypes: true, useDefaults: false, removeAdditional: false, allErrors: false, strict: true, unicode: false })
   fastify.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'querystring' ? queryAjv : ajv).compile(schema))
   fastify.setSchemaErrorFormatter((errors, part) => formatValidationErrors(errors as ErrorObject[], part))
 }

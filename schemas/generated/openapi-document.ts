@@ -679,7 +679,10 @@ components:
             Optional display name for the number, such as "Main Outbound": up
             to 64 characters, without control or invisible formatting
             characters (such as NUL, escape sequences, bidirectional overrides,
-            zero-width characters or a byte order mark).
+            zero-width characters or a byte order mark). Every maxLength of
+            this API counts UTF-16 code units, as JavaScript's \`length\` does:
+            a character outside the Basic Multilingual Plane, such as most
+            emoji, counts as two.
       required:
         - targetUserId
         - provider
@@ -1949,7 +1952,7 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
             type: 'string',
             maxLength: 64,
             pattern: '^(?:[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uD800-\\uDFFF\\uFEFF\\uFFF9-\\uFFFB]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$',
-            description: 'Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark).'
+            description: 'Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark). Every maxLength of this API counts UTF-16 code units, as JavaScript\'s `length` does: a character outside the Basic Multilingual Plane, such as most emoji, counts as two.'
           }
         },
         required: [

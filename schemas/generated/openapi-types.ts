@@ -174,7 +174,7 @@ export interface components {
              * @default true
              */
             isInboundEnabled?: boolean;
-            /** @description Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark). */
+            /** @description Optional display name for the number, such as "Main Outbound": up to 64 characters, without control or invisible formatting characters (such as NUL, escape sequences, bidirectional overrides, zero-width characters or a byte order mark). Every maxLength of this API counts UTF-16 code units, as JavaScript's `length` does: a character outside the Basic Multilingual Plane, such as most emoji, counts as two. */
             label?: string;
         } & {
             [key: string]: unknown;

@@ -17,6 +17,16 @@
  * with strict settings and the repository's TypeScript. The client runs
  * fixtures/client.mjs and type-checks fixtures/client.ts.tmpl.
  *
+ * Also, from the host trial of 2026-12-03: the current host runs the README's
+ * `npx openapi-typescript …` command and type-checks a client on its output
+ * (fixtures/readme-types.ts.tmpl: the same `paths` as the package's), and
+ * documents two registrations (/v1, /v2) in one @fastify/swagger document
+ * (fixtures/swagger-host.mjs) whose openapi-typescript output must type-check;
+ * both plugin hosts answer an over-long path parameter as the README's table
+ * says for their Fastify; the client host type-checks the /schemas entry under
+ * moduleResolution node10 (fixtures/node10.ts.tmpl) and measures what its
+ * install costs against the README's figures.
+ *
  * Cost (2 cores): ~30 s. One build and one pack (~5 s), then the three hosts
  * in parallel: install (~3-8 s), runs (~2-5 s), type-checks (~5 s alone,
  * ~15 s when all three run at once). Installs come from npm's own cache
@@ -29,7 +39,7 @@
  * KEEP_PACKAGE_HOSTS=1 keeps the temporary projects for a look.
  */
 import { spawn } from 'node:child_process'
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -37,8 +47,9 @@ import { ObjectId, type Db } from 'mongodb'
 import t, { type Test } from 'tap'
 import { createTestDatabase, uniqueDatabaseName, uriForDatabase } from '../helper-database.js'
 
-// ~30 s measured (above); generous for a cold npm cache or a busy machine.
-t.setTimeout(240_000)
+// ~30 s measured (above) before the types and swagger checks; 240 s ran out on a
+// 2-core machine at load 10 with them (pack alone took 35 s), hence generous.
+t.setTimeout(480_000)
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const fixtures = join(root, 'test', 'package', 'fixtures')
@@ -85,11 +96,16 @@ const CURRENT: Record<string, string> = {
   // What the README's examples import besides the package (checked in this host).
   '@fastify/mongodb': locked('@fastify/mongodb'),
   '@fastify/swagger': locked('@fastify/swagger'),
-  'openapi-fetch': locked('openapi-fetch')
+  'openapi-fetch': locked('openapi-fetch'),
+  // The README's `npx openapi-typescript …` command, and a swagger document's types.
+  'openapi-typescript': locked('openapi-typescript')
 }
 
+const readmeText = await readFile(join(root, 'README.md'), 'utf8')
 /** Every ```ts block of the README: each is a complete module a user may paste. */
-const readmeSnippets = [...(await readFile(join(root, 'README.md'), 'utf8')).matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
+const readmeSnippets = [...readmeText.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
+/** The README's command that generates a client's own types from the shipped openapi.yaml, run as written. */
+const readmeTypesCommand = /^npx openapi-typescript [^\n#]*?(?=\s*(#|$))/m.exec(readmeText)?.[0]
 /**
  * The lowest versions package.json claims (the floors of its ranges; a test below
  * holds the two together). The host installs each itself, so npm dedupes the
@@ -191,6 +207,10 @@ interface Host {
   db?: Db
   /** The current host only: tsc over the README's ```ts blocks. */
   readme?: Ran
+  /** Further commands run in the host (generators, type-checks with other settings), by name. */
+  extra: Record<string, Ran>
+  /** The client host only: what the install cost. */
+  cost?: InstallCost
 }
 
 async function installHost (kind: HostKind, tarball: string, versions: Record<string, string>): Promise<{ dir: string, installMs: number, packages: number }> {
@@ -228,6 +248,30 @@ async function typecheck (dir: string, source: string, target: string, tsconfig:
   return await run(process.execPath, [tsc, '-p', 'tsconfig.json'], dir)
 }
 
+/** Type-checks `source` (when given) with a tsconfig of its own name, so several checks can run in one host at once. */
+async function typecheckWith (dir: string, tsconfig: string, source?: string, target?: string): Promise<Ran> {
+  if (source !== undefined && target !== undefined) await copyFile(join(fixtures, source), join(dir, target))
+  await copyFile(join(fixtures, tsconfig), join(dir, tsconfig))
+  return await run(process.execPath, [tsc, '-p', tsconfig], dir)
+}
+
+/** The README's types command, then a client typed by its output (the same `paths` as the package's, or it fails). */
+async function readmeTypesClient (dir: string): Promise<Record<string, Ran>> {
+  if (readmeTypesCommand === undefined) throw new Error('the README has no `npx openapi-typescript …` command')
+  const generate = await run('sh', ['-c', readmeTypesCommand], dir)
+  if (generate.code !== 0) return { 'readme types command': generate }
+  return { 'readme types command': generate, 'readme types client': await typecheckWith(dir, 'tsconfig.readme-types.json', 'readme-types.ts.tmpl', 'readme-types.ts') }
+}
+
+/** Two registrations in one swagger document, that document through openapi-typescript, and its output through tsc. */
+async function swaggerTypes (dir: string, env: Record<string, string>): Promise<{ report: Record<string, unknown>, ran: Ran, extra: Record<string, Ran> }> {
+  const swagger = await runReport(dir, 'swagger-host.mjs', env)
+  const generate = await run(process.execPath, [join(dir, 'node_modules', 'openapi-typescript', 'bin', 'cli.js'), 'swagger.json', '-o', 'swagger-types.ts'], dir)
+  const extra: Record<string, Ran> = { 'swagger types': generate }
+  if (generate.code === 0) extra['swagger types tsc'] = await typecheckWith(dir, 'tsconfig.swagger.json')
+  return { ...swagger, extra }
+}
+
 /** Type-checks the README's snippets in a host, as files of their own, with strict settings. */
 async function typecheckReadme (dir: string): Promise<Ran> {
   const readme = join(dir, 'readme')
@@ -241,22 +285,85 @@ async function pluginHost (kind: 'current' | 'lowest', tarball: string, versions
   const dbName = uniqueDatabaseName(`tarball_${kind}`)
   const { db } = await createTestDatabase(t, dbName)
   const { dir, installMs, packages } = await installHost(kind, tarball, versions)
-  const [plugin, client, types, readme] = await Promise.all([
-    runReport(dir, 'plugin-host.mjs', { HOST_MONGODB_URI: uriForDatabase(dbName), HOST_JWT_SECRET: JWT_SECRET }),
+  const env = { HOST_MONGODB_URI: uriForDatabase(dbName), HOST_JWT_SECRET: JWT_SECRET }
+  const [plugin, client, types, readme, swagger, readmeTypes] = await Promise.all([
+    runReport(dir, 'plugin-host.mjs', env),
     runReport(dir, 'client.mjs'),
     typecheck(dir, 'plugin-host.ts.tmpl', 'host.ts', 'tsconfig.host.json'),
-    kind === 'current' ? typecheckReadme(dir) : undefined
+    kind === 'current' ? typecheckReadme(dir) : undefined,
+    kind === 'current' ? swaggerTypes(dir, env) : undefined,
+    kind === 'current' ? readmeTypesClient(dir) : undefined
   ])
-  return { kind, dir, versions, installMs, packages, runs: { plugin, client }, typecheck: types, db, ...(readme === undefined ? {} : { readme }) }
+  const runs = { plugin, client, ...(swagger === undefined ? {} : { swagger }) }
+  const extra = { ...swagger?.extra, ...readmeTypes }
+  return { kind, dir, versions, installMs, packages, runs, typecheck: types, db, extra, ...(readme === undefined ? {} : { readme }) }
 }
 
 async function clientHost (tarball: string): Promise<Host> {
   const { dir, installMs, packages } = await installHost('client', tarball, CLIENT)
-  const [client, types] = await Promise.all([
+  const [client, types, node10, cost] = await Promise.all([
     runReport(dir, 'client.mjs'),
-    typecheck(dir, 'client.ts.tmpl', 'client.ts', 'tsconfig.client.json')
+    typecheck(dir, 'client.ts.tmpl', 'client.ts', 'tsconfig.client.json'),
+    typecheckWith(dir, 'tsconfig.node10.json', 'node10.ts.tmpl', 'node10.ts'),
+    installCost(dir)
   ])
-  return { kind: 'client', dir, versions: CLIENT, installMs, packages, runs: { client }, typecheck: types }
+  return { kind: 'client', dir, versions: CLIENT, installMs, packages, runs: { client }, typecheck: types, extra: { node10 }, cost }
+}
+
+interface InstallCost {
+  packages: number
+  bytes: number
+  /** What the plugin's server-side dependencies (and theirs) add: packages and bytes. */
+  serverSide: { names: string[], packages: number, bytes: number }
+}
+
+/** Bytes of the files under `dir`, not counting nested node_modules (packages of their own). */
+async function bytesUnder (dir: string): Promise<number> {
+  let total = 0
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) total += entry.name === 'node_modules' ? 0 : await bytesUnder(path)
+    else if (entry.isFile()) total += (await stat(path)).size
+  }
+  return total
+}
+
+/**
+ * A client install's packages and bytes, and the part of it that only the
+ * plugin needs: the package's dependencies other than TypeBox, and everything
+ * they pull in (found by Node's resolution over npm's lock of node_modules).
+ */
+async function installCost (dir: string): Promise<InstallCost> {
+  const lockFile = JSON.parse(await readFile(join(dir, 'node_modules', '.package-lock.json'), 'utf8')) as { packages: Record<string, { dependencies?: Record<string, string> }> }
+  const locations = Object.keys(lockFile.packages)
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let base = from; ; base = base.slice(0, Math.max(0, base.lastIndexOf('/node_modules/')))) {
+      const candidate = `${base === '' ? '' : `${base}/`}node_modules/${name}`
+      if (candidate in lockFile.packages) return candidate
+      if (base === '') return undefined
+    }
+  }
+  const own = `node_modules/${PACKAGE}`
+  const serverSide = Object.keys(lockFile.packages[own]?.dependencies ?? {}).filter((name) => name !== '@sinclair/typebox')
+  const reached = new Set<string>()
+  const visit = (location: string | undefined): void => {
+    if (location === undefined || reached.has(location)) return
+    reached.add(location)
+    for (const name of Object.keys(lockFile.packages[location]?.dependencies ?? {})) visit(resolve(location, name))
+  }
+  for (const name of serverSide) visit(resolve(own, name))
+  // Also needed by the client's own packages? Then it is not the plugin's cost.
+  const clientNeeds = new Set<string>()
+  const visitClient = (location: string | undefined): void => {
+    if (location === undefined || clientNeeds.has(location) || location === own) return
+    clientNeeds.add(location)
+    for (const name of Object.keys(lockFile.packages[location]?.dependencies ?? {})) visitClient(resolve(location, name))
+  }
+  for (const name of Object.keys(CLIENT)) visitClient(resolve('', name))
+  const pluginOnly = [...reached].filter((location) => !clientNeeds.has(location))
+  const sizes = new Map(await Promise.all(locations.map(async (location) => [location, await bytesUnder(join(dir, location))] as const)))
+  const sum = (list: string[]): number => list.reduce((total, location) => total + (sizes.get(location) ?? 0), 0)
+  return { packages: locations.length, bytes: sum(locations), serverSide: { names: serverSide.sort(), packages: pluginOnly.length, bytes: sum(pluginOnly) } }
 }
 
 /** Starts now; awaited by its subtest (the no-op catch only keeps an early failure from being "unhandled" meanwhile). */
@@ -377,6 +484,20 @@ async function checkPluginHost (t: Test, host: Host): Promise<void> {
 
   checkClientReport(t, host.runs['client']?.report as unknown as ClientReport)
   checkTypecheck(t, host)
+  checkOverlongParameter(t, host, steps)
+}
+
+function output (ran: Ran | undefined): string {
+  return ran === undefined ? 'not run' : (ran.stdout + ran.stderr).slice(0, 6000)
+}
+
+/** What the README's table says this host's Fastify answers to an over-long path parameter, against what it answered. */
+function checkOverlongParameter (t: Test, host: Host, steps: Record<string, { status: number } | undefined>): void {
+  const minor = (host.versions['fastify'] ?? '').split('.').slice(0, 2).join('.')
+  const row = new RegExp(`^\\| ${minor.replace('.', '\\.')} \\| (\\d{3})[^|]*\\| (\\d{3})`, 'm').exec(readmeText)
+  t.ok(row !== null, `the README's table of over-long parameter answers has a row for Fastify ${minor}`)
+  t.equal(steps['overlong parameter']?.status, Number(row?.[1]), `Fastify ${minor} alone answers as the README says (${row?.[1] ?? 'no row'})`)
+  t.equal(steps['overlong parameter (replyToFrameworkError)']?.status, Number(row?.[2]), `with replyToFrameworkError, as the README says (${row?.[2] ?? 'no row'})`)
 }
 
 t.test(`current host: fastify ${CURRENT['fastify'] ?? ''}, mongodb ${CURRENT['mongodb'] ?? ''}, @fastify/jwt ${CURRENT['@fastify/jwt'] ?? ''}`, async (t) => {
@@ -386,6 +507,17 @@ t.test(`current host: fastify ${CURRENT['fastify'] ?? ''}, mongodb ${CURRENT['mo
   t.equal(report.plugin['@fastify/jwt']?.dir, report.host['@fastify/jwt']?.dir, 'one @fastify/jwt, shared with the host')
   t.ok(readmeSnippets.length >= 5, `the README's TypeScript examples were found (${readmeSnippets.length})`)
   t.equal(host.readme?.code, 0, `every \`\`\`ts block of the README type-checks against the installed package (strict, exactOptionalPropertyTypes)${host.readme?.code === 0 ? '' : `:\n${((host.readme?.stdout ?? '') + (host.readme?.stderr ?? '')).slice(0, 6000)}`}`)
+
+  // The README's own types command gives the package's `paths`, defaults optional.
+  t.ok(readmeTypesCommand !== undefined, `the README's types command was found: ${readmeTypesCommand ?? 'none'}`)
+  t.equal(host.extra['readme types command']?.code, 0, `\`${readmeTypesCommand ?? ''}\` runs in the host${host.extra['readme types command']?.code === 0 ? '' : `:\n${output(host.extra['readme types command'])}`}`)
+  t.equal(host.extra['readme types client']?.code, 0, `its paths are the package's and a client leaving out isDefault/isInboundEnabled type-checks${host.extra['readme types client']?.code === 0 ? '' : `:\n${output(host.extra['readme types client'])}`}`)
+
+  // Two registrations (/v1, /v2) in one swagger document, each with its operationIdPrefix.
+  const swagger = host.runs['swagger']?.report as { operations?: number, distinct?: number, error?: string } | undefined
+  t.same(swagger, { operations: 12, distinct: 12 }, 'the swagger document has 12 operations and 12 distinct operationIds')
+  t.equal(host.extra['swagger types']?.code, 0, `openapi-typescript reads that document${host.extra['swagger types']?.code === 0 ? '' : `:\n${output(host.extra['swagger types'])}`}`)
+  t.equal(host.extra['swagger types tsc']?.code, 0, `and its output type-checks (no TS2300 duplicate identifier)${host.extra['swagger types tsc']?.code === 0 ? '' : `:\n${output(host.extra['swagger types tsc'])}`}`)
 })
 
 t.test(`lowest host: ${Object.entries(LOWEST).filter(([name]) => name !== '@types/node').map(([name, version]) => `${name} ${version}`).join(', ')}`, async (t) => {
@@ -410,4 +542,18 @@ t.test(`client host: only the tarball, @sinclair/typebox ${CLIENT['@sinclair/typ
   t.comment(`client node_modules: ${host.packages} packages; top level: ${top.join(' ')}`)
   checkClientReport(t, report)
   checkTypecheck(t, host)
+  t.equal(host.extra['node10']?.code, 0, `fastify-org-phone-numbers/schemas type-checks under moduleResolution node10 (typesVersions)${host.extra['node10']?.code === 0 ? '' : `:\n${output(host.extra['node10'])}`}`)
+
+  // What a clients-only install costs, as the README states it (within 25%: the dependencies' own releases move it).
+  const cost = host.cost
+  const mb = (bytes: number): string => (bytes / 1e6).toFixed(1)
+  t.comment(`client install: ${cost?.packages ?? 0} packages, ${mb(cost?.bytes ?? 0)} MB; the plugin's server-side dependencies (${cost?.serverSide.names.join(', ') ?? ''}): ${cost?.serverSide.packages ?? 0} packages, ${mb(cost?.serverSide.bytes ?? 0)} MB`)
+  t.same(cost?.serverSide.names, ['@fastify/error', '@fastify/jwt', 'ajv', 'fastify-plugin'], 'the server-side dependencies a client install pulls in')
+  const stated = /clients-only install is (\d+) packages, ([\d.]+) MB on disk, of which (\d+) packages, ([\d.]+) MB/.exec(readmeText.replace(/\s+/g, ' '))
+  t.ok(stated !== null, 'the README states what a clients-only install costs')
+  const near = (measured: number, claimed: number): boolean => Math.abs(measured - claimed) <= 0.25 * claimed
+  t.ok(near(cost?.packages ?? 0, Number(stated?.[1])), `packages: measured ${cost?.packages ?? 0}, README ${stated?.[1] ?? 'none'}`)
+  t.ok(near((cost?.bytes ?? 0) / 1e6, Number(stated?.[2])), `MB: measured ${mb(cost?.bytes ?? 0)}, README ${stated?.[2] ?? 'none'}`)
+  t.ok(near(cost?.serverSide.packages ?? 0, Number(stated?.[3])), `server-side packages: measured ${cost?.serverSide.packages ?? 0}, README ${stated?.[3] ?? 'none'}`)
+  t.ok(near((cost?.serverSide.bytes ?? 0) / 1e6, Number(stated?.[4])), `server-side MB: measured ${mb(cost?.serverSide.bytes ?? 0)}, README ${stated?.[4] ?? 'none'}`)
 })

@@ -124,14 +124,16 @@ function referencedComponents (node: unknown, found = new Set<string>()): Set<st
   return found
 }
 
-/** Every difference between the host's document and the contract, for the plugin's operations under `prefix`. */
-function differences (document: Json, prefix = ''): string[] {
+/** Every difference between the host's document and the contract, for the plugin's operations under `prefix` (ids behind `idPrefix`). */
+function differences (document: Json, prefix = '', idPrefix = ''): string[] {
   const { paths, schemas } = normalizeHostDocument(document)
   const problems: string[] = []
   const expected = contractOperations()
   for (const [key, operation] of expected) {
     const [method = '', path = ''] = key.split(' ')
-    const actual = member(member(paths, `${prefix}${path}`), method.toLowerCase())
+    const found = member(member(paths, `${prefix}${path}`), method.toLowerCase())
+    const id = found['operationId']
+    const actual = typeof id === 'string' && id.startsWith(idPrefix) ? { ...found, operationId: id.slice(idPrefix.length) } : found
     if (JSON.stringify(sorted(comparableOperation(actual))) !== JSON.stringify(sorted(comparableOperation(operation)))) {
       problems.push(`${key}: ${JSON.stringify(diffKeys(comparableOperation(actual), comparableOperation(operation)))}`)
     }
@@ -243,4 +245,40 @@ t.test('two registrations in sibling scopes, beside host schemas and a host bear
     t.equal(response.statusCode, 400, `${prefix}: a string for a boolean is refused (no body coercion)`)
     t.same(response.json(), { error: 'Validation error', details: 'body/isDefault must be boolean' }, `${prefix}: the same { error, details }`)
   }
+})
+
+/** Every operationId of a document, in document order. */
+function operationIds (document: Json): string[] {
+  return Object.values(member(document, 'paths')).flatMap((item) => HTTP_METHODS.map((method) => member(item, method)['operationId']))
+    .filter((id): id is string => typeof id === 'string')
+}
+
+t.test('two registrations in one document, each with its own operationIdPrefix: every operationId once, the served contract unchanged', async (t) => {
+  const { db } = await createTestDatabase(t)
+  const host = await buildHost(db, async (host) => {
+    await host.register(async (v1) => { await v1.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET }, prefix: '/v1', operationIdPrefix: 'v1_', serveOpenapi: true }) })
+    await host.register(async (v2) => { await v2.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET }, prefix: '/v2', operationIdPrefix: 'v2_', createIndexes: false }) })
+  })
+  t.teardown(() => host.close())
+  const document = host.swagger() as unknown as Json
+  const ids = operationIds(document).filter((id) => !STANDALONE_ONLY.some((own) => id.endsWith(own)))
+  t.equal(ids.length, 12, 'twelve operations')
+  t.equal(new Set(ids).size, 12, 'twelve distinct operationIds')
+  t.ok(ids.filter((id) => id.startsWith('v1_')).length === 6 && ids.filter((id) => id.startsWith('v2_')).length === 6, 'six behind each prefix')
+  t.same(differences(document, '/v1', 'v1_'), [], 'the /v1 operations match the contract but for the prefix')
+  t.same(differences(document, '/v2', 'v2_'), [], 'the /v2 operations match the contract but for the prefix')
+
+  // The served document is the contract as written: no prefix there.
+  const served = (await host.inject({ method: 'GET', url: '/v1/openapi.json' })).json<Json>()
+  t.same(served, contract, '/v1/openapi.json is the contract exactly')
+  t.ok(operationIds(served).includes('post_organizations_phone_numbers'), 'with its own operationIds')
+})
+
+t.test('operationIdPrefix is checked at registration', async (t) => {
+  const { db } = await createTestDatabase(t)
+  const host = Fastify({ logger: false })
+  t.teardown(() => host.close())
+  await t.rejects(async () => {
+    await host.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET }, operationIdPrefix: 'v 2' })
+  }, /operationIdPrefix must be letters, digits/)
 })
