@@ -5,7 +5,10 @@
  *
  * An index serves a filter when its first key is constrained by the filter
  * (equality, `$in`, a range, `$exists: true` or an anchored regex, at the top
- * level or inside `$and`); an `$or` is served when every branch is. A sort
+ * level or inside `$and`), and by equality whenever the filter fixes any
+ * field by equality (equality, sort, range: an index that starts with a range
+ * while the filter has an equality would walk every other value of it, e.g.
+ * every organization's users); an `$or` is served when every branch is. A sort
  * is served when, after index keys the filter fixes by equality, the next
  * keys are the sort's, in its order and all in one direction (or all reversed).
  * A filter that fixes `_id` by equality or `$in` touches at most that many
@@ -60,6 +63,12 @@ function constraintOf (filter: Record<string, unknown>, field: string): Constrai
   return found.length > 0 ? 'range' : undefined
 }
 
+/** The field names the filter constrains, at the top level and inside `$and`. */
+function fieldsOf (filter: Record<string, unknown>): string[] {
+  return Object.entries(filter).flatMap(([key, value]) =>
+    key === '$and' && Array.isArray(value) ? value.flatMap((branch) => fieldsOf(branch as Record<string, unknown>)) : key.startsWith('$') ? [] : [key])
+}
+
 function orBranches (filter: Record<string, unknown>): Array<Record<string, unknown>> | undefined {
   const or = filter['$or']
   if (!Array.isArray(or)) return undefined
@@ -99,10 +108,13 @@ export function judge (shape: Pick<QueryShape, 'filter' | 'sort'>, indexes: read
   if (!hasSort && constraintOf(filter, '_id') === 'equality') return { served: true, index: '_id' }
   // The primary key last: MongoDB prefers the index that bounds the scan by the filter's other fields.
   const all: IndexKeys[] = [...indexes, [['_id', 1]]]
+  const hasEquality = fieldsOf(filter).some((field) => constraintOf(filter, field) === 'equality')
   for (const keys of all) {
     const first = keys[0]
     if (first === undefined) continue
-    const leads = constraintOf(filter, first[0]) !== undefined
+    const leading = constraintOf(filter, first[0])
+    if (hasEquality && leading !== 'equality') continue
+    const leads = leading !== undefined
     if (hasSort) {
       // An index that orders the result must also bound the scan: its first key constrained, or the sort on it.
       if (servesSort(keys, filter, sort) && (leads || first[0] === Object.keys(sort)[0])) return { served: true, index: name(keys) }

@@ -123,4 +123,9 @@ t.test('a deliberately unindexed query fails the check', async (t) => {
   // And one that sorts on a field no index orders, after an indexed equality.
   const sorted = judge({ filter: { organizationId: new ObjectId() }, sort: { name: 1 } }, indexes.get('users') ?? [])
   t.equal(sorted.served, false, `a sort no index serves is refused: ${sorted.reason ?? ''}`)
+  // The listing's page query without its index: the _id index alone would walk every organization's users.
+  const page = { filter: { $and: [{ organizationId: new ObjectId() }, { _id: { $gt: new ObjectId() } }] }, sort: { _id: 1 as const } }
+  const withoutIndex = (indexes.get('users') ?? []).filter((keys) => keys[0]?.[0] !== 'organizationId')
+  t.equal(judge(page, withoutIndex).served, false, 'a listing page without organizationId_1__id_1 is refused')
+  t.equal(judge(page, indexes.get('users') ?? []).index, 'organizationId_1__id_1', 'and served by it when it is there')
 })
