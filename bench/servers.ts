@@ -4,7 +4,8 @@
  * - ours: the standalone app (src/standalone/app.ts) on Fastify, request logging off, log level warn;
  * - ours-metrics: the same with METRICS=true (/metrics on the API port), to measure what metrics cost;
  * - ours-cached: the same with its route cache on (the standalone default; ours and ours-metrics run
- *   with ROUTE_CACHE=false, so their lookups measure the database path);
+ *   with ROUTE_CACHE=false, so their lookups measure the database path); BENCH_ROUTE_CACHE_TTL_MS
+ *   sets its TTL (default 5 s: a hot set refreshes itself from the database every 5 s);
  * - baseline: a bare Fastify route, no auth, no validation, the same store call;
  * - peer: Express 5 + Mongoose (peer.ts);
  * - bare: bare Fastify routes answering the rejections with the plugin's own
@@ -79,7 +80,7 @@ async function startOurs (settings: ServerSettings, tracer: CommandTracer, { met
   // The standalone server's own configuration path, as `npm start` takes it.
   const mongodbUri = withCommandMonitoring(settings.mongodbUri)
   // The workload adds a fresh number to a user every other cycle, without end: lift the per-user cap.
-  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000', MAX_NUMBERS_PER_USER: '10000', METRICS: String(metrics), ROUTE_CACHE: String(routeCache) })
+  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000', MAX_NUMBERS_PER_USER: '10000', METRICS: String(metrics), ROUTE_CACHE: String(routeCache), ROUTE_CACHE_TTL_MS: process.env['BENCH_ROUTE_CACHE_TTL_MS'] })
   const fastify = tracedFastify(tracer, serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, appOptions(config, { mongodbUri, jwtSecret: settings.jwtSecret, seedDemoData: false }))
   await fastify.ready()

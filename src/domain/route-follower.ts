@@ -10,13 +10,14 @@
  *
  * Like a Kubernetes informer after 410 Gone, it starts over (and the cache is
  * dropped through `onRestart`) when it has lost its place: the last event it
- * read is no longer in the log (retention, a trim), the log holds more new
- * events than it may read in one pass, or it could not read for longer than
- * `maxLagMs` (the cache is bypassed meanwhile, see `isCurrent`).
+ * read is no longer in the log (retention, a trim), or the log holds more new
+ * events than it may read in one pass. While no pass has completed for longer
+ * than `maxLagMs` (a slow or unreachable database) the cache is bypassed
+ * (`isCurrent`), not dropped: the next pass reads on from its place.
  */
 import type { ChangeFeed } from './change-feed.js'
 
-export type FollowerRestartReason = 'lost-place' | 'behind' | 'unreachable'
+export type FollowerRestartReason = 'lost-place' | 'behind'
 
 export interface RouteFollowerOptions {
   feed: Pick<ChangeFeed, 'read' | 'holds'>
@@ -70,19 +71,21 @@ export function startRouteFollower (options: RouteFollowerOptions): RouteFollowe
   }
 
   async function pass (): Promise<void> {
+    // A pass after a long gap (a slow or unreachable database) still reads from its place:
+    // entries were not answered meanwhile (isCurrent), and the events it reads invalidate what changed.
     const startedAt = Date.now()
-    if (startedAt - passedAt > maxLagMs) {
-      // Entries were not served meanwhile (isCurrent); whatever they missed, start clean.
-      restart('unreachable', startedAt)
-    } else if (anchor !== undefined && !await feed.holds(anchor)) {
+    const upTo = startedAt * POSITION_PER_MS
+    let from = Math.max(0, highest - lookback)
+    // The place is checked in the same round trip as the first read: a pass costs one round trip when little changed.
+    const checkedAnchor = anchor
+    const [held, firstPage] = await Promise.all([checkedAnchor === undefined ? true : feed.holds(checkedAnchor), feed.read(from, upTo, pageSize)])
+    if (!held) {
       restart('lost-place', startedAt)
       passedAt = startedAt
       return
     }
-    const upTo = startedAt * POSITION_PER_MS
-    let from = Math.max(0, highest - lookback)
     for (let page = 0; page < maxPages; page++) {
-      const events = await feed.read(from, upTo, pageSize)
+      const events = page === 0 ? firstPage : await feed.read(from, upTo, pageSize)
       for (const event of events) {
         if (seen.has(event._id)) continue
         seen.set(event._id, event.position)
