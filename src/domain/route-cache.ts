@@ -50,6 +50,7 @@ interface Entry {
 }
 
 interface Flight {
+  key: string
   promise: Promise<RouteResult>
   /** Invalidated while in flight: its answer is not kept. */
   discarded: boolean
@@ -69,7 +70,10 @@ export function createRouteCache (options: RouteCacheOptions): RouteCache {
     max: options.maxEntries,
     dispose: (_entry, _key, reason) => { if (reason === 'evict') onEviction?.() }
   })
+  /** The read a lookup of a key may share (the newest one started). */
   const flights = new Map<string, Flight>()
+  /** Every read under way, shared or not (a no-cache read is not shared): all must hear of an invalidation. */
+  const running = new Set<Flight>()
 
   function usable (entry: Entry | undefined, now: number): entry is Entry {
     return entry !== undefined && !entry.stale && now - entry.readAt < ttlMs
@@ -77,12 +81,14 @@ export function createRouteCache (options: RouteCacheOptions): RouteCache {
 
   async function read (key: string, phoneNumber: string, provider: Provider | undefined): Promise<RouteResult> {
     const startedAt = Date.now()
-    const flight: Flight = { promise: lookUp(phoneNumber, provider), discarded: false }
+    const flight: Flight = { key, promise: lookUp(phoneNumber, provider), discarded: false }
     flights.set(key, flight)
+    running.add(flight)
     let result: RouteResult
     try {
       result = await flight.promise
     } finally {
+      running.delete(flight)
       if (flights.get(key) === flight) flights.delete(key)
     }
     const known = entries.peek(key)
@@ -113,20 +119,17 @@ export function createRouteCache (options: RouteCacheOptions): RouteCache {
   }
 
   function invalidate (phoneNumber: string): void {
-    for (const provider of KEY_PROVIDERS) {
-      const key = keyOf(phoneNumber, provider)
-      const flight = flights.get(key)
-      if (flight !== undefined) {
-        flight.discarded = true
-        flights.delete(key)
-      }
+    const keys = new Set(KEY_PROVIDERS.map((provider) => keyOf(phoneNumber, provider)))
+    for (const flight of running) if (keys.has(flight.key)) flight.discarded = true
+    for (const key of keys) {
+      flights.delete(key)
       const entry = entries.peek(key)
       if (entry !== undefined) entry.stale = true
     }
   }
 
   function clear (): void {
-    for (const flight of flights.values()) flight.discarded = true
+    for (const flight of running) flight.discarded = true
     flights.clear()
     entries.clear()
   }

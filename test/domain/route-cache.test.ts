@@ -50,6 +50,20 @@ t.test('a read in flight when the number is invalidated answers its callers, and
   t.equal(script.calls(), 2)
 })
 
+t.test('a read a no-cache lookup did not share still hears of the invalidation', async (t) => {
+  const script = scriptedLookup(50)
+  const cache = createRouteCache({ maxEntries: 10, ttlMs: 60_000, lookUp: script.lookUp })
+  const shared = cache.findInboundRoute(n, undefined)
+  const fresh = cache.findInboundRoute(n, undefined, true)
+  await sleep(10)
+  cache.invalidate(n)
+  const user = new ObjectId()
+  script.answer(routed(user))
+  t.same(await Promise.all([shared, fresh]), [NO_ROUTE, NO_ROUTE], 'both began before the write')
+  t.match(await cache.findInboundRoute(n, undefined), { status: 'routed', holder: { userId: user } }, 'neither was kept')
+  t.equal(script.calls(), 3)
+})
+
 t.test('an ambiguous read right after a route answers the route, and is never kept', async (t) => {
   const script = scriptedLookup()
   const cache = createRouteCache({ maxEntries: 10, ttlMs: 60_000, lookUp: script.lookUp })
