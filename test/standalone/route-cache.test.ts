@@ -84,6 +84,8 @@ if (TEST_BACKEND === 'ferretdb') {
     const f = await a.fixture()
     const n = a.number()
     t.equal((await a.assign(f.orgA, { targetUserId: f.a1, provider: 'twilio', phoneNumber: n })).status, 200)
+    // The assign's event reaches B's follower a moment later and invalidates n there: let that pass first.
+    await sleep(EVENT_SETTLE_MS)
     const hitsBefore = await counterOnB('phone_numbers_route_cache_lookups_total', '{result="hit"}')
     for (let i = 0; i < 5; i++) t.equal(routedTo(await onB(n)), f.a1)
     const hits = await counterOnB('phone_numbers_route_cache_lookups_total', '{result="hit"}') - hitsBefore
