@@ -6,7 +6,8 @@
  * Environment: BENCH_BACKEND=ferretdb|java|mongod|uri (default: MONGODB_URI if set, else the first local
  * backend that starts, in the order mongod, java, ferretdb), MONGODB_URI, BENCH_ROUNDS, BENCH_DURATION,
  * BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_LIST_CONNECTIONS, BENCH_USERS, BENCH_LIST_USERS, BENCH_SCENARIOS, BENCH_OUT, BENCH_CPU_PROF,
- * BENCH_CHILD_RUNTIME=tsx (run the servers through tsx instead of compiling them first).
+ * BENCH_CHILD_RUNTIME=tsx (run the servers through tsx instead of compiling them first), BENCH_ROUTE_CACHE_TTL_MS
+ * (the route cache TTL of ours-lookup-cached's server; default the server's 5 s).
  * Exits 1 when a scenario got an unexpected status code or connection errors.
  */
 import { join } from 'node:path'

@@ -11,7 +11,7 @@ import { LISTING_FILTER, LISTING_PAGE_LIMIT, assignBody, inboundRoutePath, listi
 export const SCENARIO_NAMES = [
   'ours', 'ours-metrics', 'ours-tracing', 'baseline', 'peer',
   'ours-401', 'bare-401', 'ours-403', 'bare-403', 'ours-400', 'bare-400',
-  'ours-lookup', 'bare-lookup',
+  'ours-lookup', 'ours-lookup-cached', 'bare-lookup',
   'list-first-1k', 'list-middle-1k', 'list-filtered-1k',
   'list-first-50k', 'list-middle-50k', 'list-filtered-50k'
 ] as const
@@ -71,6 +71,8 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
   'ours-400': { name: 'ours-400', server: 'ours', request: '400', expectedStatus: 400, resetData: false, baseline: 'bare-400', peer: undefined },
   'bare-400': { name: 'bare-400', server: 'bare', request: '400', expectedStatus: 400, resetData: false, baseline: 'bare-400', peer: undefined },
   'ours-lookup': { name: 'ours-lookup', server: 'ours', request: 'lookup', expectedStatus: 200, resetData: true, baseline: 'bare-lookup', peer: undefined },
+  // The lookups cycle over every seeded number (users x 4): --users 2500 makes a hot set of 10,000.
+  'ours-lookup-cached': { name: 'ours-lookup-cached', server: 'ours-cached', request: 'lookup', expectedStatus: 200, resetData: true, baseline: 'bare-lookup', peer: undefined },
   'bare-lookup': { name: 'bare-lookup', server: 'bare', request: 'lookup', expectedStatus: 200, resetData: true, baseline: 'bare-lookup', peer: undefined },
   'list-first-1k': listingScenario('first', '1k'),
   'list-middle-1k': listingScenario('middle', '1k'),

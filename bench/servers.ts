@@ -5,6 +5,9 @@
  * - ours-metrics: the same with METRICS=true (/metrics on the API port), to measure what metrics cost;
  * - ours-tracing: the same with OpenTelemetry on (the child runs with the server's tracing preload,
  *   exporting to the bench's OTLP receiver), to measure what tracing costs;
+ * - ours-cached: the same with its route cache on (the standalone default; ours and ours-metrics run
+ *   with ROUTE_CACHE=false, so their lookups measure the database path); BENCH_ROUTE_CACHE_TTL_MS
+ *   sets its TTL (default 5 s: a hot set refreshes itself from the database every 5 s);
  * - baseline: a bare Fastify route, no auth, no validation, the same store call;
  * - peer: Express 5 + Mongoose (peer.ts);
  * - bare: bare Fastify routes answering the rejections with the plugin's own
@@ -26,7 +29,7 @@ function phoneNumbersPath (organizationId: string, prefix = ''): string {
   return `${prefix}/api/organizations/${organizationId}/phone-numbers`
 }
 
-export const SERVER_KINDS = ['ours', 'ours-metrics', 'ours-tracing', 'baseline', 'peer', 'bare'] as const
+export const SERVER_KINDS = ['ours', 'ours-metrics', 'ours-tracing', 'ours-cached', 'baseline', 'peer', 'bare'] as const
 export type ServerKind = typeof SERVER_KINDS[number]
 
 export function isServerKind (value: unknown): value is ServerKind {
@@ -73,13 +76,13 @@ async function listen (fastify: FastifyInstance): Promise<number> {
   return (fastify.server.address() as AddressInfo).port
 }
 
-async function startOurs (settings: ServerSettings, tracer: CommandTracer, metrics = false): Promise<RunningServer> {
+async function startOurs (settings: ServerSettings, tracer: CommandTracer, { metrics = false, routeCache = false } = {}): Promise<RunningServer> {
   const { default: app, appOptions, serverOptions } = await import('../src/standalone/app.js')
   const { readConfig } = await import('../src/standalone/config.js')
   // The standalone server's own configuration path, as `npm start` takes it.
   const mongodbUri = withCommandMonitoring(settings.mongodbUri)
   // The workload adds a fresh number to a user every other cycle, without end: lift the per-user cap.
-  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000', MAX_NUMBERS_PER_USER: '10000', METRICS: String(metrics) })
+  const config = readConfig({ MONGODB_URI: mongodbUri, JWT_SECRET: settings.jwtSecret, LOG_LEVEL: 'warn', REQUEST_LOGGING: 'false', MONGODB_SERVER_SELECTION_TIMEOUT_MS: '10000', MAX_NUMBERS_PER_USER: '10000', METRICS: String(metrics), ROUTE_CACHE: String(routeCache), ROUTE_CACHE_TTL_MS: process.env['BENCH_ROUTE_CACHE_TTL_MS'] })
   const fastify = tracedFastify(tracer, serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, appOptions(config, { mongodbUri, jwtSecret: settings.jwtSecret, seedDemoData: false }))
   await fastify.ready()
@@ -192,9 +195,10 @@ export async function startServer (settings: ServerSettings): Promise<RunningSer
   const tracer = new CommandTracer()
   switch (settings.kind) {
     case 'ours': return await startOurs(settings, tracer)
-    case 'ours-metrics': return await startOurs(settings, tracer, true)
+    case 'ours-metrics': return await startOurs(settings, tracer, { metrics: true })
     // The tracing itself was set up by the preload the harness gave this child (child-process.ts).
     case 'ours-tracing': return await startOurs(settings, tracer)
+    case 'ours-cached': return await startOurs(settings, tracer, { routeCache: true })
     case 'baseline': return await startBaseline(settings, tracer)
     case 'peer': return await startPeer(settings, tracer)
     case 'bare': return await startBare(settings, tracer)

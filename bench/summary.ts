@@ -233,6 +233,13 @@ export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetChec
   if (oursLookup !== undefined && bareLookup !== undefined) {
     checks.push({ target: 'lookup >= 0.9x bare route', met: oursLookup.ratioToBaseline! >= 0.9, detail: `${oursLookup.requestsPerSecond.toFixed(0)} vs ${bareLookup.requestsPerSecond.toFixed(0)} req/s = ${x(oursLookup.ratioToBaseline)}` })
   }
+  const cachedLookup = by.get('ours-lookup-cached')
+  if (cachedLookup !== undefined && bareLookup !== undefined) {
+    checks.push({ target: 'cached lookup >= 5x bare route', met: cachedLookup.ratioToBaseline! >= 5, detail: `${cachedLookup.requestsPerSecond.toFixed(0)} vs ${bareLookup.requestsPerSecond.toFixed(0)} req/s = ${x(cachedLookup.ratioToBaseline)}` })
+  }
+  if (cachedLookup !== undefined) {
+    checks.push({ target: 'cached lookup p99 < 5 ms', met: cachedLookup.p99Ms < 5, detail: `p99 ${cachedLookup.p99Ms} ms` })
+  }
   if (oursLookup !== undefined) {
     checks.push({
       target: 'lookup: 1 sequential round trip, 1 command',
@@ -258,7 +265,7 @@ export function checkTargets (scenarios: readonly ScenarioSummary[]): TargetChec
       detail: `1k: ${databaseWork(row.small)}; 50k: ${databaseWork(row.large)}`
     })
   }
-  const oursRows = scenarios.filter((summary) => ['ours', 'ours-metrics', 'ours-tracing'].includes(SCENARIOS[summary.scenario].server))
+  const oursRows = scenarios.filter((summary) => ['ours', 'ours-metrics', 'ours-tracing', 'ours-cached'].includes(SCENARIOS[summary.scenario].server))
   if (oursRows.length > 0) {
     const oursRss = Math.max(...oursRows.map((summary) => summary.rssPeakMb))
     checks.push({ target: `ours RSS under load <= ${RSS_LIMIT_MB} MB`, met: oursRss <= RSS_LIMIT_MB, detail: `peak ${oursRss.toFixed(1)} MB` })

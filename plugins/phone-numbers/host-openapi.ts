@@ -87,11 +87,11 @@ function contractOperations (): Map<string, Json> {
 
 const operations = contractOperations()
 
-/** `in: path|query` parameters as the object schemas @fastify/swagger turns back into parameters. */
+/** `in: path|query|header` parameters as the object schemas @fastify/swagger turns back into parameters. */
 function parameterSchemas (operation: Json): Json {
   const slots: Json = {}
   const parameters = Array.isArray(operation['parameters']) ? operation['parameters'].filter(isJson) : []
-  for (const [location, slot] of [['path', 'params'], ['query', 'querystring']] as const) {
+  for (const [location, slot] of [['path', 'params'], ['query', 'querystring'], ['header', 'headers']] as const) {
     const mine = parameters.filter((parameter) => parameter['in'] === location)
     if (mine.length === 0) continue
     const properties: Json = {}

@@ -21,6 +21,7 @@ import phoneNumberRoutes from './routes.js'
 import { createListCursorCodec, cursorKey } from './list-cursor.js'
 import { useStrictJsonBodies } from './validation.js'
 import { startEventServices, type EventServices } from './event-services.js'
+import { cacheRoutes, type RouteCacheStatus } from './route-cache.js'
 
 export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAuthOptions, KeyResolverAuthOptions, HostJwtAuthOptions } from './auth.js'
@@ -39,12 +40,15 @@ export { replyToFrameworkError } from './error-handler.js'
 export { DEFAULT_OPTIONS, type OrgPhoneNumbersOptions, type EventDeliveryOptions } from './options.js'
 export type { EventHandler, DeliveryContext } from '../../src/domain/event-delivery.js'
 export type { PhoneNumberEvent } from '../../schemas/generated/typebox.js'
+export { DEFAULT_ROUTE_CACHE_OPTIONS, type RouteCacheOptions, type RouteCacheStatus, type RouteLookupSource, type FollowerRestartReason } from './route-cache.js'
 export { createWebhookHandler, signWebhook, verifyWebhook, type WebhookOptions, type WebhookCheck } from './webhook.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The phone-number store the routes use (also for inbound routing: `findInboundRoute`). */
     orgPhoneNumbers: PhoneNumberStore
+    /** The inbound-route cache's state; `null` when the `routeCache` option is off. */
+    orgPhoneNumbersRouteCache: RouteCacheStatus | null
   }
 }
 
@@ -66,13 +70,20 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
   const instanceId = options.instanceId ?? randomUUID()
   const deliveryCollection = options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection
   let services: EventServices | undefined
-  const store = createPhoneNumberStore(db, {
+  const uncachedStore = createPhoneNumberStore(db, {
     ...options,
     instanceId,
     deliveriesCollection: options.onEvent === undefined ? undefined : deliveryCollection,
     onEventsLogged: () => services?.wake(),
     onBackgroundError: (error) => fastify.log.error({ err: error }, 'org-phone-numbers: moving change events to the log (retried when it failed)')
   })
+  const visibilityDelayMs = options.eventVisibilityDelayMs ?? DEFAULT_OPTIONS.eventVisibilityDelayMs
+  const cached = options.routeCache === undefined || options.routeCache === false
+    ? undefined
+    : cacheRoutes(uncachedStore, options.routeCache === true ? {} : options.routeCache, visibilityDelayMs)
+  // With the cache, every write (the routes' and the host's) invalidates its number in this process.
+  const store = cached?.store ?? uncachedStore
+  const lookUpRoute = cached?.lookUp ?? (async (phoneNumber, provider) => await store.findInboundRoute(phoneNumber, provider))
   if (options.createIndexes ?? true) {
     await store.ensureIndexes()
     if (options.onEvent !== undefined) {
@@ -84,21 +95,23 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     }
   }
   fastify.decorate('orgPhoneNumbers', store)
+  fastify.decorate('orgPhoneNumbersRouteCache', cached?.status ?? null)
   fastify.addHook('onReady', async () => {
+    cached?.start(fastify.log)
     services = startEventServices({
       store,
       db,
       log: fastify.log,
       instanceId,
       sweepIntervalMs: options.eventSweepIntervalMs ?? DEFAULT_OPTIONS.eventSweepIntervalMs,
-      visibilityDelayMs: options.eventVisibilityDelayMs ?? DEFAULT_OPTIONS.eventVisibilityDelayMs,
+      visibilityDelayMs,
       retentionDays: options.eventRetentionDays,
       onEvent: options.onEvent,
       onDeliveryFailure: options.onDeliveryFailure,
       delivery: { ...options.eventDelivery, collection: deliveryCollection }
     })
   })
-  fastify.addHook('onClose', async () => { await services?.stop() })
+  fastify.addHook('onClose', async () => { await Promise.all([services?.stop(), cached?.stop()]) })
 
   await fastify.register(async function phoneNumbersContext (context) {
     useStrictJsonBodies(context)
@@ -115,7 +128,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
         store
       })
       const cursors = createListCursorCodec(cursorKey(options.cursorSecret, 'secret' in options.auth ? options.auth.secret : undefined))
-      await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors, operationIdPrefix: options.operationIdPrefix })
+      await secured.register(phoneNumberRoutes, { store, lookUpRoute, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors, operationIdPrefix: options.operationIdPrefix })
     })
   }, { prefix: options.prefix ?? '' })
 }

@@ -35,9 +35,12 @@ import {
 import { actorOf, ROUTE_LOOKUP } from './auth.js'
 import type { ListCursorCodec } from './list-cursor.js'
 import { describeForHostOpenapi } from './host-openapi.js'
+import type { InboundRouteLookup } from './route-cache.js'
 
 export interface PhoneNumberRoutesOptions {
   store: PhoneNumberStore
+  /** The inbound-route lookup: the store's, or through the route cache. */
+  lookUpRoute: InboundRouteLookup
   bodyLimit: number
   cursors: ListCursorCodec
   /** Put before each operationId in a host's @fastify/swagger document only. */
@@ -87,7 +90,7 @@ function failureOf (result: Failure, provider: string, phoneNumber: string): Err
   }
 }
 
-const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, bodyLimit, cursors, operationIdPrefix }) => {
+const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, lookUpRoute, bodyLimit, cursors, operationIdPrefix }) => {
   // Documentation only (a host's @fastify/swagger): the schemas below still validate and serialise.
   await describeForHostOpenapi(fastify, [
     PostOrganizationsPhoneNumbers, DeleteOrganizationsPhoneNumbers, PostOrganizationsPhoneNumbersTransfer,
@@ -159,7 +162,8 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
     config: { [ROUTE_LOOKUP]: true },
     handler: async (request) => {
       const { phoneNumber } = request.params
-      const result = await store.findInboundRoute(phoneNumber, request.query.provider)
+      const fresh = /(^|[\s,])no-cache($|[\s,=])/i.test(request.headers['cache-control'] ?? '')
+      const result = await lookUpRoute(phoneNumber, request.query.provider, fresh)
       if (result.status === 'no-route') throw new NoInboundRouteError(phoneNumber)
       if (result.status === 'ambiguous') {
         throw new AmbiguousInboundRouteError(`Inbound calls for ${phoneNumber} are routed by ${result.holders.length} assignments: ${describeHolders(result.holders)}; fix the data (checkIntegrity(db), exported by fastify-org-phone-numbers, lists every such number)`)

@@ -478,6 +478,20 @@ paths:
               - twilio
               - sinch
               - textgrid
+        - in: header
+          name: Cache-Control
+          required: false
+          description: >-
+            \`no-cache\` asks for an answer read from the database now, past the
+            server's route cache (which it then refreshes). Without it, a server
+            with its route cache on may answer from the cache: changes made
+            through the same process show at once, changes made through another
+            process within 1.5 s, and writes other code makes straight into the
+            user documents within the cache's TTL (5 s by default).
+          schema:
+            type: string
+            maxLength: 256
+          example: no-cache
       responses:
         '200':
           description: The assignment that routes the number
@@ -1685,6 +1699,17 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
                 'textgrid'
               ]
             }
+          },
+          {
+            in: 'header',
+            name: 'Cache-Control',
+            required: false,
+            description: "`no-cache` asks for an answer read from the database now, past the server's route cache (which it then refreshes). Without it, a server with its route cache on may answer from the cache: changes made through the same process show at once, changes made through another process within 1.5 s, and writes other code makes straight into the user documents within the cache's TTL (5 s by default).",
+            schema: {
+              type: 'string',
+              maxLength: 256
+            },
+            example: 'no-cache'
           }
         ],
         responses: {

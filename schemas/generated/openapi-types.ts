@@ -751,7 +751,13 @@ export interface operations {
                 /** @description Only a route of this provider. */
                 provider?: "twilio" | "sinch" | "textgrid";
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description `no-cache` asks for an answer read from the database now, past the server's route cache (which it then refreshes). Without it, a server with its route cache on may answer from the cache: changes made through the same process show at once, changes made through another process within 1.5 s, and writes other code makes straight into the user documents within the cache's TTL (5 s by default).
+                 * @example no-cache
+                 */
+                "Cache-Control"?: string;
+            };
             path: {
                 /**
                  * @description The number in E.164 form, URL-encoded (`%2B14165550102`).

@@ -271,6 +271,9 @@ export const GetPhoneNumbersInboundRoute = {
     querystring: Type.Object({
       provider: Type.Optional(Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'], description: 'Only a route of this provider.' }))
     }),
+    headers: Type.Object({
+      'cache-control': Type.Optional(Type.String({ maxLength: 256, description: "`no-cache` asks for an answer read from the database now, past the server's route cache (which it then refreshes). Without it, a server with its route cache on may answer from the cache: changes made through the same process show at once, changes made through another process within 1.5 s, and writes other code makes straight into the user documents within the cache's TTL (5 s by default)." }))
+    }),
     response: {
       200: InboundRoute,
       400: OrganizationErrorResponse,

@@ -9,6 +9,7 @@ import type { NumberHolder } from './number-holders.js'
 import type { ListFilter, ListPosition } from './listing.js'
 import type { ChangeContext } from './change-events.js'
 import type { EventFilter, EventPage, EventPageRequest } from './event-log.js'
+import type { ChangeFeed } from './change-feed.js'
 
 export interface PhoneNumberStoreOptions {
   /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
@@ -138,6 +139,7 @@ export type ListResult =
 export type { ListFilter, ListPosition } from './listing.js'
 export type { EventFilter, EventPage, EventPageRequest } from './event-log.js'
 export type { ChangeActor, ChangeContext, LoggedEvent, StoredEvent } from './change-events.js'
+export type { ChangeFeed, FeedEvent } from './change-feed.js'
 
 export interface ListPage {
   /** Most entries to return. Default: all of them (pass a limit for bounded work). */
@@ -171,6 +173,8 @@ export interface PhoneNumberStore {
   eventBacklog (): number
   /** Drops the events recorded before `cutoff` (retention); returns how many. */
   expireEvents (cutoff: Date): Promise<number>
+  /** The change log of every organization in log order, without the visibility delay (what a route cache follows). */
+  changeFeed: Pick<ChangeFeed, 'read' | 'holds'>
   /** The organization's assignments in the listing order (user `_id`, phone number, provider), a page at a time. */
   list (organizationId: ObjectId, filter?: ListFilter, page?: ListPage): Promise<ListResult>
   /**

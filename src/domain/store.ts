@@ -34,6 +34,7 @@ import { holdersOf, isAssignment, isSameObjectId } from './number-holders.js'
 import { createEvent, eventsBetween, type LoggedEvent, type StoredEvent } from './change-events.js'
 import { createEventOutbox, readOutbox } from './event-outbox.js'
 import { createEventLog } from './event-log.js'
+import { createChangeFeed } from './change-feed.js'
 import { createStoreReads } from './store-reads.js'
 import { backoffMs, CONFLICT, createUserWrites } from './user-writes.js'
 import { watchAvailability } from './database-availability.js'
@@ -113,6 +114,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     ))
   })
   const eventLog = createEventLog(eventsCollection, { visibilityDelayMs })
+  const changeFeed = createChangeFeed(eventsCollection)
   const ownership = createNumberOwnership({
     users,
     field,
@@ -430,6 +432,8 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   async function ensureIndexes (): Promise<void> {
     await Promise.all([
       eventLog.ensureIndexes(),
+      // The log across organizations, in its order: what a route cache follows.
+      changeFeed.ensureIndexes(),
       // Finds the users whose outbox still holds events (startup and periodic sweeps).
       users.createIndex({ [`${outboxField}._id`]: 1 }, { name: `${outboxField}__id`, sparse: true }),
       // Org-scoped listing in its order (pages start at a user _id) and the organizationId part of every write filter.
@@ -449,6 +453,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     eventsFlushed: outbox.idle,
     eventBacklog: outbox.backlog,
     expireEvents: eventLog.expire,
+    changeFeed: { read: changeFeed.read, holds: changeFeed.holds },
     findInboundRoute: reads.findInboundRoute,
     findHolder: reads.findHolder,
     findCaller,

@@ -15,7 +15,7 @@ import { GetHealth } from '../../schemas/generated/typebox.js'
 import { databaseNameOf, type ServerConfig } from './config.js'
 import { seedDemoData } from './development.js'
 import docs from './docs.js'
-import metricsPlugin, { createMetrics } from './metrics.js'
+import metricsPlugin, { createMetrics, type Metrics } from './metrics.js'
 import shedding, { HEALTH_ROUTE_CONFIG, markUnderPressure, sheddingOptions, type SheddingOptions } from './shedding.js'
 
 export interface AppOptions {
@@ -103,6 +103,7 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
       eventRetentionDays: config.eventRetentionDays,
       eventVisibilityDelayMs: config.eventVisibilityDelayMs,
       eventSweepIntervalMs: config.eventSweepIntervalMs,
+      routeCache: config.routeCache ?? false,
       ...(config.webhook === undefined
         ? {}
         : {
@@ -116,6 +117,12 @@ export function appOptions (config: ServerConfig, runtime: RuntimeSettings): App
           })
     }
   }
+}
+
+/** The route cache's settings with the metrics' counters as its callbacks (when it is on). */
+function countedRouteCache (routeCache: OrgPhoneNumbersOptions['routeCache'], metrics: Metrics): OrgPhoneNumbersOptions['routeCache'] {
+  if (routeCache === undefined || routeCache === false) return routeCache
+  return { ...(routeCache === true ? {} : routeCache), ...metrics.routeCacheHooks }
 }
 
 const app: FastifyPluginAsyncTypebox<AppOptions> = async (fastify, options) => {
@@ -137,7 +144,7 @@ const app: FastifyPluginAsyncTypebox<AppOptions> = async (fastify, options) => {
   }
   await fastify.register(orgPhoneNumbers, metrics === undefined
     ? options.phoneNumbers
-    : { ...options.phoneNumbers, onWriteRetry: metrics.onWriteRetry, onDeliveryFailure: metrics.onDeliveryFailure })
+    : { ...options.phoneNumbers, onWriteRetry: metrics.onWriteRetry, onDeliveryFailure: metrics.onDeliveryFailure, routeCache: countedRouteCache(options.phoneNumbers.routeCache, metrics) })
   if (options.serveDocs === true) await fastify.register(docs)
 
   fastify.route({

@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path'
 import { getHeapStatistics } from 'node:v8'
-import { DEFAULT_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../plugins/phone-numbers/index.js'
+import { DEFAULT_OPTIONS, DEFAULT_ROUTE_CACHE_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../plugins/phone-numbers/index.js'
 
 /** MongoDB's rules for database names (no '/\\. "$*<>:|?' or NUL, at most 63 bytes). */
 function databaseNameProblem (name: string): string | undefined {
@@ -131,6 +131,15 @@ export interface ServerConfig {
   metrics: boolean
   /** Serve /metrics on this port (and HOST) instead of the API port; undefined: on the API port. */
   metricsPort: number | undefined
+  /** The inbound-route cache (docs/route-cache.md); undefined: off. */
+  routeCache: RouteCacheConfig | undefined
+}
+
+export interface RouteCacheConfig {
+  maxEntries: number
+  ttlMs: number
+  followIntervalMs: number
+  maxFollowerLagMs: number
 }
 
 export interface WebhookConfig {
@@ -312,7 +321,18 @@ export function readConfig (env: NodeJS.ProcessEnv = process.env): ServerConfig 
     devDataDir: resolve(text('DEV_DATA_DIR', '.data')),
     devDatabaseFresh: flag('DEV_DATABASE_FRESH', false),
     metrics: flag('METRICS', false),
-    metricsPort: optionalInteger('METRICS_PORT', 1, 65535)
+    metricsPort: optionalInteger('METRICS_PORT', 1, 65535),
+    routeCache: flag('ROUTE_CACHE', true)
+      ? {
+          maxEntries: integer('ROUTE_CACHE_MAX_ENTRIES', DEFAULT_ROUTE_CACHE_OPTIONS.maxEntries, 1, 10_000_000),
+          ttlMs: integer('ROUTE_CACHE_TTL_MS', DEFAULT_ROUTE_CACHE_OPTIONS.ttlMs, 100, 3_600_000),
+          followIntervalMs: integer('ROUTE_CACHE_FOLLOW_INTERVAL_MS', DEFAULT_ROUTE_CACHE_OPTIONS.followIntervalMs, 10, 60_000),
+          maxFollowerLagMs: integer('ROUTE_CACHE_MAX_FOLLOWER_LAG_MS', DEFAULT_ROUTE_CACHE_OPTIONS.maxFollowerLagMs, 50, 600_000)
+        }
+      : undefined
+  }
+  if (config.routeCache !== undefined && config.routeCache.followIntervalMs >= config.routeCache.maxFollowerLagMs) {
+    problems.push(`ROUTE_CACHE_FOLLOW_INTERVAL_MS=${config.routeCache.followIntervalMs} must be below ROUTE_CACHE_MAX_FOLLOWER_LAG_MS=${config.routeCache.maxFollowerLagMs}, or the cache is never used`)
   }
   if (config.metricsPort !== undefined && !config.metrics) problems.push(`METRICS_PORT=${config.metricsPort} serves metrics only with METRICS=true: set it too, or unset METRICS_PORT`)
   if (config.metricsPort !== undefined && config.metricsPort === config.port) problems.push(`METRICS_PORT=${config.metricsPort} must differ from PORT (unset it to serve /metrics on the API port)`)

@@ -11,6 +11,7 @@ import fp from 'fastify-plugin'
 import type { CommandFailedEvent, CommandSucceededEvent, MongoClient } from 'mongodb'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { RouteCacheOptions, RouteCacheStatus } from '../../plugins/phone-numbers/index.js'
 
 /** The route label of requests no route matched: raw URLs (with their ids) never become labels. */
 export const UNMATCHED_ROUTE = 'unmatched'
@@ -27,6 +28,10 @@ export interface Metrics {
   onDeliveryFailure: (error: unknown, eventId: string | undefined) => void
   /** Where the backlog gauge reads its value when scraped. */
   readBacklog: (() => number) | undefined
+  /** The route cache's callbacks: hits, misses, evictions and follower restarts counted. */
+  routeCacheHooks: Required<Pick<RouteCacheOptions, 'onLookup' | 'onEviction' | 'onFollowerRestart'>>
+  /** Where the route cache's gauges read when scraped (null: the cache is off). */
+  readRouteCache: (() => RouteCacheStatus | null) | undefined
   requests: Histogram<'route' | 'method' | 'status_code'>
   commands: Histogram<'command'>
   commandFailures: Counter<'command'>
@@ -38,8 +43,17 @@ export function createMetrics (): Metrics {
   const registers = [registry]
   const writeRetries = new Counter({ name: 'phone_numbers_write_retries_total', help: 'Compare-and-swap writes of a user document that missed and were retried', registers })
   const deliveryFailures = new Counter({ name: 'phone_numbers_webhook_delivery_failures_total', help: 'Failed webhook delivery attempts (each is retried with backoff)', registers })
+  const routeLookups = new Counter({ name: 'phone_numbers_route_cache_lookups_total', help: 'Inbound-route lookups through the route cache, by result (hit, or miss: read from the database)', labelNames: ['result'], registers })
+  const routeEvictions = new Counter({ name: 'phone_numbers_route_cache_evictions_total', help: 'Route cache entries pushed out by its bound (least recently used first)', registers })
+  const followerRestarts = new Counter({ name: 'phone_numbers_route_cache_follower_restarts_total', help: 'Times the route cache lost its place in the change log and was dropped, by reason', labelNames: ['reason'], registers })
   const metrics: Metrics = {
     registry,
+    routeCacheHooks: {
+      onLookup: (source) => routeLookups.inc({ result: source }),
+      onEviction: () => routeEvictions.inc(),
+      onFollowerRestart: (reason) => followerRestarts.inc({ reason })
+    },
+    readRouteCache: undefined,
     onWriteRetry: () => writeRetries.inc(),
     onDeliveryFailure: (_error, eventId) => { if (eventId !== undefined) deliveryFailures.inc() },
     readBacklog: undefined,
@@ -53,6 +67,20 @@ export function createMetrics (): Metrics {
     help: 'Users whose change events wait in this process to be moved to the event log',
     registers,
     collect () { this.set(metrics.readBacklog?.() ?? 0) }
+  })
+  // eslint-disable-next-line no-new -- registered on the registry, read at collect time
+  new Gauge({
+    name: 'phone_numbers_route_cache_entries',
+    help: 'Entries the route cache holds',
+    registers,
+    collect () { this.set(metrics.readRouteCache?.()?.size() ?? 0) }
+  })
+  // eslint-disable-next-line no-new -- registered on the registry, read at collect time
+  new Gauge({
+    name: 'phone_numbers_route_cache_follower_lag_seconds',
+    help: 'Time since the route cache last read the change log through (how old its news of other processes\' changes may be)',
+    registers,
+    collect () { this.set((metrics.readRouteCache?.()?.followerLagMs() ?? 0) / 1000) }
   })
   return metrics
 }
@@ -117,6 +145,7 @@ async function metricsPlugin (fastify: FastifyInstance, options: MetricsPluginOp
   watchCommands(options.client, metrics)
   // Read when scraped: the phone-number plugin is registered after this one.
   metrics.readBacklog = () => fastify.hasDecorator('orgPhoneNumbers') ? fastify.orgPhoneNumbers.eventBacklog() : 0
+  metrics.readRouteCache = () => fastify.hasDecorator('orgPhoneNumbersRouteCache') ? fastify.orgPhoneNumbersRouteCache : null
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.requests.observe({
       route: request.routeOptions.url ?? UNMATCHED_ROUTE,

@@ -39,7 +39,7 @@ const base = `/api/organizations/${fixture.organizationId}/phone-numbers`
 
 const app = Fastify({ logger: false })
 await recording.run(async () => {
-  await app.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET }, eventSweepIntervalMs: 100 })
+  await app.register(orgPhoneNumbers, { db, auth: { secret: TEST_SECRET }, eventSweepIntervalMs: 100, routeCache: { followIntervalMs: 20, maxFollowerLagMs: 500 } })
   await app.ready()
 })
 t.teardown(() => app.close())
@@ -67,6 +67,9 @@ await t.test('the workload: every route', async (t) => await recording.run(async
   await eventsSettled(db)
   t.equal(await send('GET', `${base}/events`), 200, 'the change log')
   t.equal(await send('GET', `${base}/events?phoneNumber=${encodeURIComponent(number)}`), 200, 'one number\'s change log')
+  // The route cache's follower reads the log of every organization (and checks its place is still there).
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.ok(recording.shapes.some((shape) => shape.collection === 'phoneNumberEvents' && 'position' in shape.filter && !('organizationId' in shape.filter)), 'the route cache followed the change log')
   t.equal(await send('DELETE', base, { targetUserId: fixture.otherUserId, provider: 'twilio', phoneNumber: number }), 200, 'remove')
   t.equal(await send('DELETE', base, { targetUserId: fixture.otherUserId, provider: 'twilio', phoneNumber: number }), 404, 'a second remove finds nothing')
   await app.orgPhoneNumbers.flushPendingEvents()
