@@ -21,6 +21,8 @@ import phoneNumberRoutes from './routes.js'
 import { createListCursorCodec, cursorKey } from './list-cursor.js'
 import { useStrictJsonBodies } from './validation.js'
 import { startEventServices, type EventServices } from './event-services.js'
+import { createIdempotencyRecords } from '../../src/domain/idempotency-records.js'
+import { startIdempotencySweeps, useIdempotencyKeys } from './idempotency.js'
 
 export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAuthOptions, KeyResolverAuthOptions, HostJwtAuthOptions } from './auth.js'
@@ -45,6 +47,9 @@ declare module 'fastify' {
     orgPhoneNumbers: PhoneNumberStore
   }
 }
+
+/** Longest pause between two sweeps of expired Idempotency-Key records. */
+const IDEMPOTENCY_SWEEP_MAX_MS = 10 * 60_000
 
 function resolveDb (fastify: FastifyInstance, options: OrgPhoneNumbersOptions): Db {
   if (options.db !== undefined) return options.db
@@ -71,8 +76,16 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     onEventsLogged: () => services?.wake(),
     onBackgroundError: (error) => fastify.log.error({ err: error }, 'org-phone-numbers: moving change events to the log (retried when it failed)')
   })
+  const idempotencyTtlMs = options.idempotencyTtlMs ?? DEFAULT_OPTIONS.idempotencyTtlMs
+  const idempotency = createIdempotencyRecords(db, {
+    collection: options.idempotencyCollection ?? DEFAULT_OPTIONS.idempotencyCollection,
+    ttlMs: idempotencyTtlMs,
+    leaseMs: options.idempotencyLeaseMs ?? DEFAULT_OPTIONS.idempotencyLeaseMs
+  })
   if (options.createIndexes ?? true) {
     await store.ensureIndexes()
+    const expiry = await idempotency.ensureIndexes()
+    if (!expiry.ttl) fastify.log.info(`org-phone-numbers: the database refused a TTL index on the Idempotency-Key records (${expiry.ttlRefused}); periodic sweeps delete expired ones`)
     if (options.onEvent !== undefined) {
       const deliveries = db.collection(deliveryCollection)
       await Promise.all([
@@ -82,7 +95,9 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     }
   }
   fastify.decorate('orgPhoneNumbers', store)
+  let stopIdempotencySweeps: (() => Promise<void>) | undefined
   fastify.addHook('onReady', async () => {
+    stopIdempotencySweeps = startIdempotencySweeps(idempotency, Math.min(Math.max(idempotencyTtlMs, 1000), IDEMPOTENCY_SWEEP_MAX_MS), fastify.log)
     services = startEventServices({
       store,
       db,
@@ -98,7 +113,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     // Ready means the listing is complete: users whose numbers other code wrote are in it.
     await services.listingIndexed
   })
-  fastify.addHook('onClose', async () => { await services?.stop() })
+  fastify.addHook('onClose', async () => { await Promise.all([services?.stop(), stopIdempotencySweeps?.()]) })
 
   await fastify.register(async function phoneNumbersContext (context) {
     useStrictJsonBodies(context)
@@ -114,6 +129,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
         verifyRoleInDatabase: options.verifyRoleInDatabase ?? false,
         store
       })
+      useIdempotencyKeys(secured, idempotency)
       const cursors = createListCursorCodec(cursorKey(options.cursorSecret, 'secret' in options.auth ? options.auth.secret : undefined))
       await secured.register(phoneNumberRoutes, { store, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors })
     })
