@@ -228,3 +228,30 @@ t.test('an Idempotency-Key replays a bulk answer', async (t) => {
   const other = await app.inject({ ...request, payload: { assignments: [request.payload.assignments[0]!] } })
   t.equal(other.statusCode, 422)
 })
+
+t.test('an item that fails on the server answers its 5xx, and the bulk answer is not replayed', async (t) => {
+  let failures = 1
+  const onStep = async (step: string): Promise<void> => {
+    if (step === 'assign:claimed' && failures-- > 0) throw new Error('simulated database failure')
+  }
+  // The store's crash-test hook, handed over through the plugin's options (as test/standalone/metrics.test.ts does).
+  const built = await build(t, { onStep } as Parameters<typeof build>[1])
+  const { app, fixture } = built
+  const request = {
+    method: 'POST' as const,
+    url: bulkUrl(fixture.organizationId),
+    headers: { ...built.headers, 'idempotency-key': 'bulk-flaky' },
+    payload: { assignments: [{ targetUserId: fixture.userId, provider: 'twilio', phoneNumber: '+14165550701' }] }
+  }
+  const first = await app.inject(request)
+  t.equal(first.statusCode, 200)
+  const [result] = (first.json() as { results: Array<Record<string, unknown>> }).results
+  t.match(result, { index: 0, status: 500, error: 'Internal server error', details: /^The request could not be completed \(request id / })
+  t.same(await built.db.collection('phoneNumberIdempotency').countDocuments(), 0, 'the answer was not kept')
+
+  const retried = await app.inject(request)
+  t.equal(retried.headers['idempotent-replayed'], undefined, 'the retry ran')
+  t.match(retried.json(), { results: [{ index: 0, status: 200 }] })
+  t.equal((await built.phoneNumbersOf(fixture.userId)).length, 1)
+  t.equal((await app.inject(request)).headers['idempotent-replayed'], 'true', 'and its answer is kept')
+})
