@@ -254,6 +254,10 @@ t.test('an expired record is not replayed, and sweeps delete it', async (t) => {
   t.equal(late.headers[REPLAYED], undefined, 'past the TTL the request runs again')
   t.equal((await built.phoneNumbersOf(fixture.userId)).length, 1, 'and assigned the number again')
 
+  const expiryIndex = (await built.db.collection(DEFAULT_OPTIONS.idempotencyCollection).indexes()).find((index) => index.name === 'expiresAt_1')
+  t.same(expiryIndex?.key, { expiresAt: 1 }, 'the expiry index exists')
+  t.comment(`expiry index on this backend: ${expiryIndex?.expireAfterSeconds === undefined ? 'plain (no TTL index accepted)' : `TTL, expireAfterSeconds ${expiryIndex.expireAfterSeconds}`}`)
+
   // Sweeps run every max(TTL, 1 s): the record, expired again, goes.
   const deadline = Date.now() + 5000
   while ((await keptRecords(built)).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
