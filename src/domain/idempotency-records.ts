@@ -92,8 +92,9 @@ export function createIdempotencyRecords (db: Db, options: IdempotencyRecordsOpt
   }
 
   async function begin (id: string, bodyHash: string, now = new Date()): Promise<BeginResult> {
+    // One owner for every round: a record found with it is this call's own, whichever round wrote it.
+    const record = freshRecord(id, bodyHash, now)
     for (let round = 0; round < MAX_BEGIN_ROUNDS; round++) {
-      const record = freshRecord(id, bodyHash, now)
       try {
         await records.insertOne(record)
         return { status: 'started', owner: record.owner }
@@ -102,6 +103,10 @@ export function createIdempotencyRecords (db: Db, options: IdempotencyRecordsOpt
       }
       const held = await records.findOne({ _id: id })
       if (held === null) continue // deleted (abandoned, swept) since the insert: insert again
+      // This call's own record, from an earlier round. On FerretDB 1.24, two racing requests on one key
+      // once both answered 409, the record holding neither's current owner: a round can repeat after
+      // its own insert landed, so the owner is kept for the whole call and recognised here.
+      if (held.owner === record.owner) return { status: 'started', owner: record.owner }
       const expired = held.expiresAt.getTime() <= now.getTime()
       const leaseOver = held.answer === null && held.startedAt.getTime() + options.leaseMs <= now.getTime()
       if (!expired) {
