@@ -25,6 +25,8 @@ export interface ServerChild {
   stats: () => Promise<ServerStats>
   /** Waits until the server has no request in flight; answers how many it still had at the timeout (0 normally) and the wait. */
   idle: () => Promise<{ inFlight: number, waitedMs: number }>
+  /** The server's event-loop delay since the last reset, in ms. */
+  eventLoopDelay: () => Promise<{ maxMs: number, p99Ms: number }>
   /** Resident set size now, in bytes. */
   rss: () => Promise<number>
   /** Samples RSS every `intervalMs` until the returned function is called; that returns the peak in bytes. */
@@ -134,6 +136,10 @@ export async function forkServer (settings: ServerSettings, options: ForkOptions
     idle: async () => {
       const { inFlight, waitedMs } = await request('idle', 'idle')
       return { inFlight, waitedMs }
+    },
+    eventLoopDelay: async () => {
+      const { maxMs, p99Ms } = await request('event-loop', 'event-loop')
+      return { maxMs, p99Ms }
     },
     rss,
     sampleRss: (intervalMs = 100) => {

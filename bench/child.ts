@@ -5,6 +5,7 @@
  * and `shutdown` requests.
  */
 import { isServerKind, startServer, type ServerSettings } from './servers.js'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { IDLE_TIMEOUT_MS, type ChildReply, type ParentRequest } from './protocol.js'
 
 function send (message: ChildReply): void {
@@ -18,11 +19,15 @@ if (!isServerKind(settings.kind) || process.send === undefined) {
 }
 
 const server = await startServer(settings)
+// The longest turn of the event loop: what one synchronous stretch of a request costs every other request.
+const eventLoopDelay = monitorEventLoopDelay({ resolution: 1 })
+eventLoopDelay.enable()
 let stopping = false
 process.on('message', (message: ParentRequest) => {
   switch (message.type) {
     case 'reset':
       server.tracer.reset()
+      eventLoopDelay.reset()
       send({ id: message.id, type: 'reset' })
       break
     case 'stats':
@@ -41,6 +46,9 @@ process.on('message', (message: ParentRequest) => {
       poll()
       break
     }
+    case 'event-loop':
+      send({ id: message.id, type: 'event-loop', maxMs: eventLoopDelay.max / 1e6, p99Ms: eventLoopDelay.percentile(99) / 1e6 })
+      break
     case 'rss':
       send({ id: message.id, type: 'rss', rss: process.memoryUsage().rss })
       break

@@ -9,6 +9,10 @@
  * BENCH_CHILD_RUNTIME=tsx (run the servers through tsx instead of compiling them first), BENCH_ROUTE_CACHE_TTL_MS
  * (the route cache TTL of ours-lookup-cached's server; default the server's 5 s).
  * Exits 1 when a scenario got an unexpected status code or connection errors.
+ *
+ * npm run bench -- --bulk [--rounds 3 --connections 50 --users 200]: instead of the scenarios, the bulk comparison
+ * (bench/bulk.ts): 1,000 assigns as one POST /phone-numbers/bulk, as 1,000 single requests on one connection, and over
+ * --connections connections; written to bench/results/bulk/latest-<backend>.{json,md}. Environment: BENCH_BULK=true.
  */
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -16,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { parseBackendName } from '../src/embedded-mongo/index.js'
 import { DEFAULT_OPTIONS, runBenchmark, type BenchOptions } from './harness.js'
 import { markdownReport, writeResults } from './report.js'
+import { bulkMarkdownReport, runBulkComparison, writeBulkResults } from './bulk.js'
 import { isScenarioName, type ScenarioName } from './scenarios.js'
 import { DEFAULT_LISTING_USERS, LISTING_SIZES, type ListingSize } from './workload.js'
 
@@ -31,7 +36,8 @@ const { values } = parseArgs({
     'list-users': { type: 'string' },
     scenarios: { type: 'string' },
     out: { type: 'string' },
-    'cpu-prof': { type: 'string' }
+    'cpu-prof': { type: 'string' },
+    bulk: { type: 'boolean' }
   }
 })
 const env = process.env
@@ -73,6 +79,24 @@ const options: BenchOptions = {
   childRuntime: env['BENCH_CHILD_RUNTIME'] === 'tsx' ? 'tsx' : 'compiled'
 }
 const out = values.out ?? env['BENCH_OUT'] ?? join(fileURLToPath(new URL('.', import.meta.url)), 'results')
+
+if (values.bulk === true || env['BENCH_BULK'] === 'true') {
+  const bulk = await runBulkComparison({
+    backend: options.backend,
+    rounds: options.rounds,
+    items: 1000,
+    users: options.users,
+    connections: options.connections,
+    childRuntime: options.childRuntime
+  })
+  const written = await writeBulkResults(bulk, join(out, 'bulk'))
+  process.stdout.write(`\n${bulkMarkdownReport(bulk)}\nwritten: ${written.json}, ${written.markdown}\n`)
+  if (bulk.failures.length > 0) {
+    process.stderr.write(`\nFAILED: unexpected responses\n${bulk.failures.map((failure) => `  - ${failure}`).join('\n')}\n`)
+    process.exit(1)
+  }
+  process.exit(0)
+}
 
 const result = await runBenchmark(options)
 const written = await writeResults(result, out)

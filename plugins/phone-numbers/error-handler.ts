@@ -54,31 +54,48 @@ function closeAfterLingering (request: IncomingMessage, response: ServerResponse
   })
 }
 
-export function replyWithContractError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  if (!request.raw.complete) closeAfterLingering(request.raw, reply.raw)
-  if (error.validation !== undefined) {
+/** An error as the contract answers it: the status and the `{ error, details }` body. */
+export interface ContractError {
+  status: number
+  body: { error: string, details: string }
+}
+
+/**
+ * The contract's answer to an error: the one mapping of the plugin, used by
+ * its error handler and for each item of a bulk request. A 5xx is logged
+ * (the logger carries the request id) and tells the client nothing internal.
+ */
+export function contractErrorOf (error: FastifyError | Error, request: FastifyRequest): ContractError {
+  const failure = error as FastifyError
+  if (failure.validation !== undefined) {
     // Fastify's message names the part and field, e.g.
     // `body/phoneNumber must match pattern "^\+[1-9]\d{1,14}$"`.
-    reply.code(400).send({ error: ERROR_TITLES[400], details: error.message })
-    return
+    return { status: 400, body: { error: ERROR_TITLES[400] ?? 'Validation error', details: error.message } }
   }
 
-  const status = error.statusCode ?? 500
+  const status = failure.statusCode ?? 500
   if (status >= 400 && status < 500) {
-    const title = CODE_TITLES[error.code] ?? ERROR_TITLES[status] ?? 'Request error'
-    reply.code(status).send({ error: title, details: error.message })
-    return
+    const title = CODE_TITLES[failure.code] ?? ERROR_TITLES[status] ?? 'Request error'
+    return { status, body: { error: title, details: error.message } }
   }
 
-  // 5xx: log everything (the logger carries the request id), tell the client nothing internal.
   const unavailable = isDatabaseUnavailable(error)
   request.log.error({ err: error }, 'org-phone-numbers request failed')
-  reply.code(unavailable ? 503 : 500).send({
-    error: ERROR_TITLES[unavailable ? 503 : 500],
-    details: unavailable
-      ? `The database is unreachable; retry later (request id ${request.id})`
-      : `The request could not be completed (request id ${request.id})`
-  })
+  return {
+    status: unavailable ? 503 : 500,
+    body: {
+      error: (unavailable ? ERROR_TITLES[503] : ERROR_TITLES[500]) ?? 'Internal server error',
+      details: unavailable
+        ? `The database is unreachable; retry later (request id ${request.id})`
+        : `The request could not be completed (request id ${request.id})`
+    }
+  }
+}
+
+export function replyWithContractError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (!request.raw.complete) closeAfterLingering(request.raw, reply.raw)
+  const { status, body } = contractErrorOf(error, request)
+  reply.code(status).send(body)
 }
 
 /**

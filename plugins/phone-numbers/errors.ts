@@ -27,6 +27,8 @@ export const AmbiguousInboundRouteError = createError('ORG_PHONE_AMBIGUOUS_INBOU
 export const RouteLookupForbiddenError = createError('ORG_PHONE_FORBIDDEN', 'This caller may not look up inbound routes', 403, Error, false)
 export const NumberBusyError = createError('ORG_PHONE_NUMBER_BUSY', 'Another server process changed %s within the last %d s; a transfer needs the number to itself, retry after that', 409)
 export const ConcurrentUpdateError = createError('ORG_PHONE_CONCURRENT_UPDATE', "The user's phone numbers kept changing concurrently; nothing was written, retry the request", 409)
+export const IdempotencyKeyInUseError = createError('ORG_PHONE_IDEMPOTENCY_KEY_IN_USE', 'A request with this Idempotency-Key is still running; retry after %d s to get its answer', 409, Error, false)
+export const IdempotencyKeyReusedError = createError('ORG_PHONE_IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with another request body; send a new key for a new request', 422, Error, false)
 
 /** Short titles for the `error` field, by status code. */
 export const ERROR_TITLES: Readonly<Record<number, string>> = {
@@ -37,6 +39,7 @@ export const ERROR_TITLES: Readonly<Record<number, string>> = {
   409: 'Conflict',
   413: 'Payload too large',
   415: 'Unsupported media type',
+  422: 'Unprocessable entity',
   500: 'Internal server error',
   503: 'Service unavailable'
 }
@@ -53,7 +56,9 @@ export const CODE_TITLES: Readonly<Record<string, string>> = {
   ORG_PHONE_INBOUND_ROUTE_HELD: 'Inbound route held by another assignment',
   ORG_PHONE_ALREADY_HELD: 'Target user already holds this phone number',
   ORG_PHONE_NO_INBOUND_ROUTE: 'No inbound route',
-  ORG_PHONE_AMBIGUOUS_INBOUND_ROUTE: 'Ambiguous inbound route'
+  ORG_PHONE_AMBIGUOUS_INBOUND_ROUTE: 'Ambiguous inbound route',
+  ORG_PHONE_IDEMPOTENCY_KEY_IN_USE: 'Idempotency key in use',
+  ORG_PHONE_IDEMPOTENCY_KEY_REUSED: 'Idempotency key reused'
 }
 
 /** @deprecated The not-found titles are part of CODE_TITLES. */

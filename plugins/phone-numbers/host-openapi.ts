@@ -32,6 +32,8 @@ type Json = Record<string, unknown>
 
 const SCHEMA_REF = '#/components/schemas/'
 const RESPONSE_REF = '#/components/responses/'
+const PARAMETER_REF = '#/components/parameters/'
+const HEADER_REF = '#/components/headers/'
 const OPERATION_KEYS = ['operationId', 'summary', 'description', 'tags', 'security']
 
 function isJson (value: unknown): value is Json {
@@ -87,10 +89,16 @@ function contractOperations (): Map<string, Json> {
 
 const operations = contractOperations()
 
+/** `node`, or the component its `$ref` names when it starts with `prefix` (a parameter, response or header). */
+function resolved (node: unknown, prefix: string, section: string): unknown {
+  const ref = isJson(node) ? node['$ref'] : undefined
+  return typeof ref === 'string' && ref.startsWith(prefix) ? member(components, section)[ref.slice(prefix.length)] : node
+}
+
 /** `in: path|query|header` parameters as the object schemas @fastify/swagger turns back into parameters. */
 function parameterSchemas (operation: Json): Json {
   const slots: Json = {}
-  const parameters = Array.isArray(operation['parameters']) ? operation['parameters'].filter(isJson) : []
+  const parameters = (Array.isArray(operation['parameters']) ? operation['parameters'] : []).map((parameter) => resolved(parameter, PARAMETER_REF, 'parameters')).filter(isJson)
   for (const [location, slot] of [['path', 'params'], ['query', 'querystring'], ['header', 'headers']] as const) {
     const mine = parameters.filter((parameter) => parameter['in'] === location)
     if (mine.length === 0) continue
@@ -109,11 +117,20 @@ function parameterSchemas (operation: Json): Json {
   return slots
 }
 
-/** A response, through `#/components/responses/*`, in @fastify/swagger's `{ description, content }` form. */
+/** A response, through `#/components/responses/*`, in @fastify/swagger's `{ description, headers, content }` form. */
 function responseSchema (response: unknown): Json {
-  const ref = isJson(response) ? response['$ref'] : undefined
-  const resolved = typeof ref === 'string' && ref.startsWith(RESPONSE_REF) ? member(components, 'responses')[ref.slice(RESPONSE_REF.length)] : response
-  return { description: isJson(resolved) ? resolved['description'] : undefined, content: withSharedRefs(member(resolved, 'content')) }
+  const found = resolved(response, RESPONSE_REF, 'responses')
+  const headers: Json = {}
+  for (const [name, value] of Object.entries(member(found, 'headers'))) {
+    const header = resolved(value, HEADER_REF, 'headers')
+    // @fastify/swagger writes each as `{ schema, description }`.
+    headers[name] = { ...(withSharedRefs(member(header, 'schema')) as Json), ...(isJson(header) && typeof header['description'] === 'string' ? { description: header['description'] } : {}) }
+  }
+  return {
+    description: isJson(found) ? found['description'] : undefined,
+    ...(Object.keys(headers).length > 0 ? { headers } : {}),
+    content: withSharedRefs(member(found, 'content'))
+  }
 }
 
 /** The operation as @fastify/swagger should document it. */

@@ -22,6 +22,8 @@ import { createListCursorCodec, cursorKey } from './list-cursor.js'
 import { useStrictJsonBodies } from './validation.js'
 import { startEventServices, type EventServices } from './event-services.js'
 import { cacheRoutes, type RouteCacheStatus } from './route-cache.js'
+import { createIdempotencyRecords } from '../../src/domain/idempotency-records.js'
+import { startIdempotencySweeps, useIdempotencyKeys } from './idempotency.js'
 
 export type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
 export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAuthOptions, KeyResolverAuthOptions, HostJwtAuthOptions } from './auth.js'
@@ -51,6 +53,9 @@ declare module 'fastify' {
     orgPhoneNumbersRouteCache: RouteCacheStatus | null
   }
 }
+
+/** Longest pause between two sweeps of expired Idempotency-Key records. */
+const IDEMPOTENCY_SWEEP_MAX_MS = 10 * 60_000
 
 function resolveDb (fastify: FastifyInstance, options: OrgPhoneNumbersOptions): Db {
   if (options.db !== undefined) return options.db
@@ -84,8 +89,16 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
   // With the cache, every write (the routes' and the host's) invalidates its number in this process.
   const store = cached?.store ?? uncachedStore
   const lookUpRoute = cached?.lookUp ?? (async (phoneNumber, provider) => await store.findInboundRoute(phoneNumber, provider))
+  const idempotencyTtlMs = options.idempotencyTtlMs ?? DEFAULT_OPTIONS.idempotencyTtlMs
+  const idempotency = createIdempotencyRecords(db, {
+    collection: options.idempotencyCollection ?? DEFAULT_OPTIONS.idempotencyCollection,
+    ttlMs: idempotencyTtlMs,
+    leaseMs: options.idempotencyLeaseMs ?? DEFAULT_OPTIONS.idempotencyLeaseMs
+  })
   if (options.createIndexes ?? true) {
     await store.ensureIndexes()
+    const expiry = await idempotency.ensureIndexes()
+    if (!expiry.ttl) fastify.log.info(`org-phone-numbers: the database refused a TTL index on the Idempotency-Key records (${expiry.ttlRefused}); periodic sweeps delete expired ones`)
     if (options.onEvent !== undefined) {
       const deliveries = db.collection(deliveryCollection)
       await Promise.all([
@@ -96,8 +109,10 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
   }
   fastify.decorate('orgPhoneNumbers', store)
   fastify.decorate('orgPhoneNumbersRouteCache', cached?.status ?? null)
+  let stopIdempotencySweeps: (() => Promise<void>) | undefined
   fastify.addHook('onReady', async () => {
     cached?.start(fastify.log)
+    stopIdempotencySweeps = startIdempotencySweeps(idempotency, Math.min(Math.max(idempotencyTtlMs, 1000), IDEMPOTENCY_SWEEP_MAX_MS), fastify.log)
     services = startEventServices({
       store,
       db,
@@ -111,7 +126,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
       delivery: { ...options.eventDelivery, collection: deliveryCollection }
     })
   })
-  fastify.addHook('onClose', async () => { await Promise.all([services?.stop(), cached?.stop()]) })
+  fastify.addHook('onClose', async () => { await Promise.all([services?.stop(), cached?.stop(), stopIdempotencySweeps?.()]) })
 
   await fastify.register(async function phoneNumbersContext (context) {
     useStrictJsonBodies(context)
@@ -127,6 +142,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
         verifyRoleInDatabase: options.verifyRoleInDatabase ?? false,
         store
       })
+      useIdempotencyKeys(secured, idempotency)
       const cursors = createListCursorCodec(cursorKey(options.cursorSecret, 'secret' in options.auth ? options.auth.secret : undefined))
       await secured.register(phoneNumberRoutes, { store, lookUpRoute, bodyLimit: options.bodyLimit ?? DEFAULT_OPTIONS.bodyLimit, cursors, operationIdPrefix: options.operationIdPrefix })
     })

@@ -13,7 +13,10 @@ export const DEFAULT_OPTIONS = {
   ...DEFAULT_STORE_OPTIONS,
   bodyLimit: 16_384,
   deliveriesCollection: 'phoneNumberEventDeliveries',
-  eventSweepIntervalMs: 30_000
+  eventSweepIntervalMs: 30_000,
+  idempotencyCollection: 'phoneNumberIdempotency',
+  idempotencyTtlMs: 86_400_000,
+  idempotencyLeaseMs: 60_000
 } as const
 
 /** How events reach `onEvent`; every field has a default. */
@@ -118,6 +121,17 @@ export interface OrgPhoneNumbersOptions {
    * 1.5 s, a write other code makes straight into the users within `ttlMs`.
    */
   routeCache?: boolean | RouteCacheOptions | undefined
+  /** Collection of the `Idempotency-Key` records (one per key, with the answer kept for replays). Default `phoneNumberIdempotency`. */
+  idempotencyCollection?: string | undefined
+  /** How long the answer of a request with an `Idempotency-Key` is replayed, in ms. Default 86400000 (24 h). */
+  idempotencyTtlMs?: number | undefined
+  /**
+   * How long a running request keeps its `Idempotency-Key`, in ms: a repeat
+   * meanwhile answers 409; past it (the process running it died, say) a repeat
+   * takes the key over and runs. Keep it above the slowest request (a 1,000-item
+   * bulk assign). Default 60000.
+   */
+  idempotencyLeaseMs?: number | undefined
 }
 
 export function optionError (message: string): Error {
@@ -187,12 +201,16 @@ export function checkOptions (options: OrgPhoneNumbersOptions): void {
     options.organizationsCollection ?? DEFAULT_STORE_OPTIONS.organizationsCollection,
     claimsCollection,
     options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection,
-    ...(options.onEvent === undefined ? [] : [options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection])
+    ...(options.onEvent === undefined ? [] : [options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection]),
+    options.idempotencyCollection ?? DEFAULT_OPTIONS.idempotencyCollection
   ]
   if (new Set(ownCollections).size !== ownCollections.length) {
-    throw optionError(`the users, organizations, claims, events and deliveries collections must be five different collections, got ${ownCollections.join(', ')}`)
+    throw optionError(`the users, organizations, claims, events, deliveries and idempotency collections must all be different collections, got ${ownCollections.join(', ')}`)
   }
   checkName('eventDelivery.collection', options.eventDelivery?.collection)
+  checkName('idempotencyCollection', options.idempotencyCollection)
+  checkPositiveInteger('idempotencyTtlMs', options.idempotencyTtlMs)
+  checkPositiveInteger('idempotencyLeaseMs', options.idempotencyLeaseMs)
   checkPositiveInteger('eventVisibilityDelayMs', options.eventVisibilityDelayMs)
   checkPositiveInteger('eventRetentionDays', options.eventRetentionDays)
   checkPositiveInteger('eventSweepIntervalMs', options.eventSweepIntervalMs)

@@ -12,29 +12,22 @@ import {
   GetOrganizationsPhoneNumbersEvents,
   GetPhoneNumbersInboundRoute,
   PostOrganizationsPhoneNumbers,
-  PostOrganizationsPhoneNumbersTransfer
+  PostOrganizationsPhoneNumbersBulk,
+  PostOrganizationsPhoneNumbersTransfer,
+  type OrgAssignPhoneNumberRequest,
+  type OrgBulkAssignResult
 } from '../../schemas/generated/typebox.js'
+import { assignInBulk, firstRepeatedItem, type BulkAssignItem, type BulkAssignOutcome } from '../../src/domain/bulk-assign.js'
+import type { AssignmentInput } from '../../src/domain/assignments.js'
 import { toAssignmentJson as toResponseAssignment, toEventJson, type ChangeContext } from '../../src/domain/change-events.js'
-import type { NumberHolder } from '../../src/domain/number-holders.js'
-import type { AssignResult, PhoneNumberStore, RemoveResult, TransferResult } from '../../src/domain/store.js'
-import {
-  AlreadyHeldError,
-  AmbiguousInboundRouteError,
-  AssignmentNotFoundError,
-  ConcurrentUpdateError,
-  InboundRouteHeldError,
-  MalformedUserDocumentError,
-  NoInboundRouteError,
-  OrganizationNotFoundError,
-  OtherOrganizationError,
-  PhoneNumberLimitError,
-  SourceUserNotInOrganizationError,
-  UserNotInOrganizationError,
-  ValidationError
-} from './errors.js'
+import type { PhoneNumberStore } from '../../src/domain/store.js'
+import { AmbiguousInboundRouteError, NoInboundRouteError, OrganizationNotFoundError, ValidationError } from './errors.js'
+import { describeHolders, failureOf, idText } from './store-failures.js'
 import { actorOf, ROUTE_LOOKUP } from './auth.js'
 import type { ListCursorCodec } from './list-cursor.js'
 import { describeForHostOpenapi } from './host-openapi.js'
+import { contractErrorOf } from './error-handler.js'
+import { forgetIdempotentAnswer } from './idempotency.js'
 import type { InboundRouteLookup } from './route-cache.js'
 
 export interface PhoneNumberRoutesOptions {
@@ -55,45 +48,37 @@ const DEFAULT_PAGE_SIZE = 100
  */
 const SCAN_ALLOWANCE_USERS = 1000
 
+/**
+ * Body limit of the bulk assign (or the plugin's, when larger): 1,000 items
+ * of about 200 bytes each, with room for labels.
+ */
+export const BULK_BODY_LIMIT = 262_144
+
+/** Only the assignment's own fields go further: unknown body fields are never stored. */
+function assignmentInputOf ({ provider, phoneNumber, isDefault, isInboundEnabled, label }: OrgAssignPhoneNumberRequest): AssignmentInput {
+  return { provider, phoneNumber, isDefault, isInboundEnabled, label }
+}
+
+/** One item's result as the single assign would answer it: 200 with the entry, or the same error texts. */
+function bulkResultOf (request: FastifyRequest, index: number, item: OrgAssignPhoneNumberRequest, outcome: BulkAssignOutcome): OrgBulkAssignResult {
+  const result = outcome.status === 'fulfilled' ? outcome.value : undefined
+  if (result?.status === 'assigned') return { index, status: 200, assignment: toResponseAssignment(result.assignment, item.targetUserId) }
+  const error = result === undefined ? (outcome as PromiseRejectedResult).reason as Error : failureOf(result, item.provider, item.phoneNumber)
+  const { status, body } = contractErrorOf(error, request)
+  // Items that failed on the server are worth a retry: the answer is not replayed (the other items' repeat writes nothing).
+  if (status >= 500) forgetIdempotentAnswer(request)
+  return { index, status, ...body }
+}
+
 /** Recorded in the events of the changes a request makes. */
 function changeBy (request: FastifyRequest): ChangeContext {
   return { actor: actorOf(request), requestId: request.id }
 }
 
-/** An id as the contract shows it: the hex of an ObjectId, or the stored value as text (other code's ids). */
-function idText (value: unknown): string {
-  return (value as { _bsontype?: unknown } | null)?._bsontype === 'ObjectId' ? (value as ObjectId).toHexString() : String(value)
-}
-
-function describeHolders (holders: readonly NumberHolder[]): string {
-  return holders.map((holder) => `user ${idText(holder.userId)} (${holder.assignment.provider}, organization ${idText(holder.organizationId)})`).join(', ')
-}
-
-type Failure = Exclude<AssignResult | RemoveResult | TransferResult, { status: 'assigned' | 'removed' | 'transferred' }>
-
-function failureOf (result: Failure, provider: string, phoneNumber: string): Error {
-  switch (result.status) {
-    case 'organization-not-found': return new OrganizationNotFoundError()
-    case 'user-not-found': return 'which' in result && result.which === 'from' ? new SourceUserNotInOrganizationError() : new UserNotInOrganizationError()
-    case 'assignment-not-found': return new AssignmentNotFoundError(provider, phoneNumber)
-    case 'already-held': return new AlreadyHeldError(provider, phoneNumber)
-    case 'conflict': return new ConcurrentUpdateError()
-    case 'limit-reached': return new PhoneNumberLimitError(result.limit)
-    case 'malformed-field': return new MalformedUserDocumentError(result.field)
-    // Another tenant's ids stay out of the answer: only that the number is taken.
-    case 'other-organization': return new OtherOrganizationError(result.holders.length > 0
-      ? `${phoneNumber} is held by users of another organization; it can be assigned here once they no longer hold it`
-      : `${phoneNumber} is being assigned in another organization right now; retry later`)
-    case 'inbound-held': return new InboundRouteHeldError(result.holders.length > 0
-      ? `Inbound calls for ${phoneNumber} are already routed to ${describeHolders(result.holders)}; assign it with isInboundEnabled false, or switch that route off first`
-      : `Another assignment of ${phoneNumber} is taking its inbound route right now; retry later`)
-  }
-}
-
 const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = async (fastify, { store, lookUpRoute, bodyLimit, cursors, operationIdPrefix }) => {
   // Documentation only (a host's @fastify/swagger): the schemas below still validate and serialise.
   await describeForHostOpenapi(fastify, [
-    PostOrganizationsPhoneNumbers, DeleteOrganizationsPhoneNumbers, PostOrganizationsPhoneNumbersTransfer,
+    PostOrganizationsPhoneNumbers, DeleteOrganizationsPhoneNumbers, PostOrganizationsPhoneNumbersTransfer, PostOrganizationsPhoneNumbersBulk,
     GetPhoneNumbersInboundRoute, GetOrganizationsPhoneNumbersEvents, GetOrganizationsPhoneNumbers
   ], operationIdPrefix)
 
@@ -101,12 +86,11 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
     ...PostOrganizationsPhoneNumbers,
     bodyLimit,
     handler: async (request) => {
-      const { targetUserId, provider, phoneNumber, isDefault, isInboundEnabled, label } = request.body
-      // Only the assignment's own fields go further: unknown body fields are never stored.
+      const { targetUserId, provider, phoneNumber } = request.body
       const result = await store.assign(
         new ObjectId(request.params.organizationId),
         new ObjectId(targetUserId),
-        { provider, phoneNumber, isDefault, isInboundEnabled, label },
+        assignmentInputOf(request.body),
         changeBy(request)
       )
       if (result.status !== 'assigned') throw failureOf(result, provider, phoneNumber)
@@ -154,6 +138,21 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
         message: `${provider} phone number transferred`,
         assignment: toResponseAssignment(result.assignment, toUserId)
       } as const
+    }
+  })
+
+  fastify.route({
+    ...PostOrganizationsPhoneNumbersBulk,
+    bodyLimit: Math.max(bodyLimit, BULK_BODY_LIMIT),
+    handler: async (request) => {
+      const { assignments } = request.body
+      const items: BulkAssignItem[] = assignments.map((item) => ({ userId: new ObjectId(item.targetUserId), input: assignmentInputOf(item) }))
+      const repeated = firstRepeatedItem(items)
+      if (repeated !== undefined) {
+        throw new ValidationError(`body/assignments/${repeated.index} names the same targetUserId, provider and phoneNumber as body/assignments/${repeated.first}; nothing was written`)
+      }
+      const outcomes = await assignInBulk(store, new ObjectId(request.params.organizationId), items, changeBy(request))
+      return { results: outcomes.map((outcome, index) => bulkResultOf(request, index, assignments[index]!, outcome)) }
     }
   })
 

@@ -47,6 +47,7 @@ paths:
           schema:
             type: string
             pattern: '^[0-9a-fA-F]{24}$'
+        - $ref: '#/components/parameters/IdempotencyKey'
       requestBody:
         required: true
         content:
@@ -56,6 +57,9 @@ paths:
       responses:
         '200':
           description: Phone number assigned
+          headers:
+            Idempotent-Replayed:
+              $ref: '#/components/headers/IdempotentReplayed'
           content:
             application/json:
               schema:
@@ -86,6 +90,8 @@ paths:
           $ref: '#/components/responses/PayloadTooLarge'
         '415':
           $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
         '500':
           description: Failed to assign phone number
           content:
@@ -115,6 +121,7 @@ paths:
           schema:
             type: string
             pattern: '^[0-9a-fA-F]{24}$'
+        - $ref: '#/components/parameters/IdempotencyKey'
       requestBody:
         required: true
         content:
@@ -124,6 +131,9 @@ paths:
       responses:
         '200':
           description: Phone number removed
+          headers:
+            Idempotent-Replayed:
+              $ref: '#/components/headers/IdempotentReplayed'
           content:
             application/json:
               schema:
@@ -148,6 +158,8 @@ paths:
           $ref: '#/components/responses/PayloadTooLarge'
         '415':
           $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -296,6 +308,7 @@ paths:
           schema:
             type: string
             pattern: '^[0-9a-fA-F]{24}$'
+        - $ref: '#/components/parameters/IdempotencyKey'
       requestBody:
         required: true
         content:
@@ -305,6 +318,9 @@ paths:
       responses:
         '200':
           description: Phone number transferred; \`assignment\` is the target's new entry
+          headers:
+            Idempotent-Replayed:
+              $ref: '#/components/headers/IdempotentReplayed'
           content:
             application/json:
               schema:
@@ -341,6 +357,72 @@ paths:
           $ref: '#/components/responses/PayloadTooLarge'
         '415':
           $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/ServiceUnavailable'
+      security:
+        - bearerAuth: []
+  /api/organizations/{organizationId}/phone-numbers/bulk:
+    post:
+      tags:
+        - Organizations
+      summary: Assign or update up to 1,000 phone numbers in one request (SuperAdmin only)
+      description: >-
+        Runs the assign operation for each item of \`assignments\`, with every
+        rule of the single operation (organization, ownership, inbound route,
+        per-user limit, change events), and answers 200 with one result per
+        item, in order: \`status\` is the status the single operation would
+        answer for that item, with the same \`error\` and \`details\`, and
+        \`assignment\` the stored entry when it was assigned. Items run a few at
+        a time; items for the same user or the same number run one after the
+        other, in the order given. A body that does not match the schema, or
+        that holds two items for the same (targetUserId, provider,
+        phoneNumber), answers 400 and nothing is written. The body may be up
+        to 256 KiB (or the plugin's \`bodyLimit\`, when larger).
+      operationId: post_organizations_phone_numbers_bulk
+      x-addition: true
+      parameters:
+        - in: path
+          name: organizationId
+          required: true
+          description: The organization's id (a 24-character hexadecimal ObjectId).
+          schema:
+            type: string
+            pattern: '^[0-9a-fA-F]{24}$'
+        - $ref: '#/components/parameters/IdempotencyKey'
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/OrgBulkAssignPhoneNumbersRequest'
+      responses:
+        '200':
+          description: One result per item, in the order of \`assignments\`
+          headers:
+            Idempotent-Replayed:
+              $ref: '#/components/headers/IdempotentReplayed'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OrgBulkAssignPhoneNumbersResponse'
+        '400':
+          $ref: '#/components/responses/ValidationError'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '409':
+          $ref: '#/components/responses/IdempotencyKeyInUse'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -615,8 +697,14 @@ components:
         per user), "Malformed user document" (the user's numbers field holds
         something other than an array, written by other code; fix the
         document), or "Conflict" (the number or the user kept changing under
-        concurrent writes and the bounded retries ran out; retry).
+        concurrent writes and the bounded retries ran out; retry). With an
+        \`Idempotency-Key\`, also "Idempotency key in use": a request with the
+        same key is still running; retry after \`Retry-After\` seconds to get
+        its answer.
       x-addition: true
+      headers:
+        Retry-After:
+          $ref: '#/components/headers/RetryAfter'
       content:
         application/json:
           schema:
@@ -648,6 +736,67 @@ components:
         application/json:
           schema:
             $ref: '#/components/schemas/OrganizationErrorResponse'
+    IdempotencyKeyInUse:
+      description: >-
+        Nothing was done: a request with the same \`Idempotency-Key\` is still
+        running (\`error\` is "Idempotency key in use"). Retry after
+        \`Retry-After\` seconds to get its answer.
+      x-addition: true
+      headers:
+        Retry-After:
+          $ref: '#/components/headers/RetryAfter'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/OrganizationErrorResponse'
+    IdempotencyKeyReused:
+      description: >-
+        Nothing was done: the \`Idempotency-Key\` was used before with another
+        request body (\`error\` is "Idempotency key reused"). Use a new key for
+        a new request.
+      x-addition: true
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/OrganizationErrorResponse'
+          example:
+            error: Idempotency key reused
+            details: This Idempotency-Key was used with another request body; send a new key for a new request
+  parameters:
+    IdempotencyKey:
+      in: header
+      name: Idempotency-Key
+      required: false
+      x-addition: true
+      description: >-
+        Makes the request safe to retry: 1 to 255 characters of letters,
+        digits and \`_ : . -\`. The key belongs to the caller (the token's
+        \`sub\`), the organization, the method and the path. A repeat with the
+        same key and the same body gets the first answer again (status and
+        body, with \`Idempotent-Replayed: true\`) and changes nothing; with
+        another body it answers 422; while the first is still running, 409
+        with \`Retry-After\`. 2xx and 4xx answers are kept (24 hours by
+        default); a 5xx is not, so a retry runs again.
+      schema:
+        type: string
+        minLength: 1
+        maxLength: 255
+        pattern: '^[A-Za-z0-9_:.-]+$'
+      example: 7c1f6a52-assign-2026-12-03
+  headers:
+    IdempotentReplayed:
+      description: '\`true\` when the answer is the kept answer of an earlier request with the same \`Idempotency-Key\`; absent otherwise.'
+      x-addition: true
+      schema:
+        type: string
+        enum:
+          - 'true'
+    RetryAfter:
+      description: Seconds to wait before retrying.
+      x-addition: true
+      schema:
+        type: integer
+        minimum: 1
   schemas:
     OrgAssignPhoneNumberRequest:
       type: object
@@ -887,6 +1036,84 @@ components:
         phoneNumber: '+14165550102'
         fromUserId: 5f7b1c2e8a1d4e0012c3b4a6
         toUserId: 5f7b1c2e8a1d4e0012c3b4a7
+    OrgBulkAssignPhoneNumbersRequest:
+      type: object
+      x-addition: true
+      properties:
+        assignments:
+          type: array
+          minItems: 1
+          maxItems: 1000
+          items:
+            $ref: '#/components/schemas/OrgAssignPhoneNumberRequest'
+          description: >-
+            The assignments to make, each as the single assign operation takes
+            it; no two for the same (targetUserId, provider, phoneNumber).
+      required:
+        - assignments
+      additionalProperties: true
+      example:
+        assignments:
+          - targetUserId: 5f7b1c2e8a1d4e0012c3b4a6
+            provider: twilio
+            phoneNumber: '+14165550102'
+            label: Main Outbound
+          - targetUserId: 5f7b1c2e8a1d4e0012c3b4a7
+            provider: sinch
+            phoneNumber: '+14165550103'
+            isDefault: false
+    OrgBulkAssignResult:
+      type: object
+      x-addition: true
+      description: >-
+        The outcome of one item: \`status\` and, when it is not 200, \`error\` and
+        \`details\` are what the single assign operation answers for it.
+      properties:
+        index:
+          type: integer
+          minimum: 0
+          description: The item's position in \`assignments\`, from 0.
+        status:
+          type: integer
+          description: The status the single assign operation answers for the item.
+        error:
+          type: string
+        details:
+          type: string
+        assignment:
+          $ref: '#/components/schemas/PhoneNumberAssignment'
+      required:
+        - index
+        - status
+      additionalProperties: false
+    OrgBulkAssignPhoneNumbersResponse:
+      type: object
+      x-addition: true
+      properties:
+        results:
+          type: array
+          items:
+            $ref: '#/components/schemas/OrgBulkAssignResult'
+      required:
+        - results
+      additionalProperties: false
+      example:
+        results:
+          - index: 0
+            status: 200
+            assignment:
+              userId: 5f7b1c2e8a1d4e0012c3b4a6
+              provider: twilio
+              phoneNumber: '+14165550102'
+              isDefault: true
+              isInboundEnabled: true
+              label: Main Outbound
+              createdAt: '2026-01-05T10:00:00.000Z'
+              updatedAt: '2026-01-05T10:00:00.000Z'
+          - index: 1
+            status: 409
+            error: Phone number belongs to another organization
+            details: '+14165550103 is held by users of another organization; it can be assigned here once they no longer hold it'
     InboundRoute:
       type: object
       x-addition: true
@@ -1119,6 +1346,9 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
               type: 'string',
               pattern: '^[0-9a-fA-F]{24}$'
             }
+          },
+          {
+            $ref: '#/components/parameters/IdempotencyKey'
           }
         ],
         requestBody: {
@@ -1134,6 +1364,11 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         responses: {
           200: {
             description: 'Phone number assigned',
+            headers: {
+              'Idempotent-Replayed': {
+                $ref: '#/components/headers/IdempotentReplayed'
+              }
+            },
             content: {
               'application/json': {
                 schema: {
@@ -1184,6 +1419,9 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           415: {
             $ref: '#/components/responses/UnsupportedMediaType'
           },
+          422: {
+            $ref: '#/components/responses/IdempotencyKeyReused'
+          },
           500: {
             description: 'Failed to assign phone number',
             content: {
@@ -1222,6 +1460,9 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
               type: 'string',
               pattern: '^[0-9a-fA-F]{24}$'
             }
+          },
+          {
+            $ref: '#/components/parameters/IdempotencyKey'
           }
         ],
         requestBody: {
@@ -1237,6 +1478,11 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         responses: {
           200: {
             description: 'Phone number removed',
+            headers: {
+              'Idempotent-Replayed': {
+                $ref: '#/components/headers/IdempotentReplayed'
+              }
+            },
             content: {
               'application/json': {
                 schema: {
@@ -1272,6 +1518,9 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           },
           415: {
             $ref: '#/components/responses/UnsupportedMediaType'
+          },
+          422: {
+            $ref: '#/components/responses/IdempotencyKeyReused'
           },
           500: {
             $ref: '#/components/responses/InternalError'
@@ -1464,6 +1713,9 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
               type: 'string',
               pattern: '^[0-9a-fA-F]{24}$'
             }
+          },
+          {
+            $ref: '#/components/parameters/IdempotencyKey'
           }
         ],
         requestBody: {
@@ -1479,6 +1731,11 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         responses: {
           200: {
             description: "Phone number transferred; `assignment` is the target's new entry",
+            headers: {
+              'Idempotent-Replayed': {
+                $ref: '#/components/headers/IdempotentReplayed'
+              }
+            },
             content: {
               'application/json': {
                 schema: {
@@ -1528,6 +1785,94 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           },
           415: {
             $ref: '#/components/responses/UnsupportedMediaType'
+          },
+          422: {
+            $ref: '#/components/responses/IdempotencyKeyReused'
+          },
+          500: {
+            $ref: '#/components/responses/InternalError'
+          },
+          503: {
+            $ref: '#/components/responses/ServiceUnavailable'
+          }
+        },
+        security: [
+          {
+            bearerAuth: []
+          }
+        ]
+      }
+    },
+    '/api/organizations/{organizationId}/phone-numbers/bulk': {
+      post: {
+        tags: [
+          'Organizations'
+        ],
+        summary: 'Assign or update up to 1,000 phone numbers in one request (SuperAdmin only)',
+        description: "Runs the assign operation for each item of `assignments`, with every rule of the single operation (organization, ownership, inbound route, per-user limit, change events), and answers 200 with one result per item, in order: `status` is the status the single operation would answer for that item, with the same `error` and `details`, and `assignment` the stored entry when it was assigned. Items run a few at a time; items for the same user or the same number run one after the other, in the order given. A body that does not match the schema, or that holds two items for the same (targetUserId, provider, phoneNumber), answers 400 and nothing is written. The body may be up to 256 KiB (or the plugin's `bodyLimit`, when larger).",
+        operationId: 'post_organizations_phone_numbers_bulk',
+        'x-addition': true,
+        parameters: [
+          {
+            in: 'path',
+            name: 'organizationId',
+            required: true,
+            description: "The organization's id (a 24-character hexadecimal ObjectId).",
+            schema: {
+              type: 'string',
+              pattern: '^[0-9a-fA-F]{24}$'
+            }
+          },
+          {
+            $ref: '#/components/parameters/IdempotencyKey'
+          }
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/OrgBulkAssignPhoneNumbersRequest'
+              }
+            }
+          }
+        },
+        responses: {
+          200: {
+            description: 'One result per item, in the order of `assignments`',
+            headers: {
+              'Idempotent-Replayed': {
+                $ref: '#/components/headers/IdempotentReplayed'
+              }
+            },
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/OrgBulkAssignPhoneNumbersResponse'
+                }
+              }
+            }
+          },
+          400: {
+            $ref: '#/components/responses/ValidationError'
+          },
+          401: {
+            $ref: '#/components/responses/Unauthorized'
+          },
+          403: {
+            $ref: '#/components/responses/Forbidden'
+          },
+          409: {
+            $ref: '#/components/responses/IdempotencyKeyInUse'
+          },
+          413: {
+            $ref: '#/components/responses/PayloadTooLarge'
+          },
+          415: {
+            $ref: '#/components/responses/UnsupportedMediaType'
+          },
+          422: {
+            $ref: '#/components/responses/IdempotencyKeyReused'
           },
           500: {
             $ref: '#/components/responses/InternalError'
@@ -1886,8 +2231,13 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
         }
       },
       Conflict: {
-        description: 'Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user\'s numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry).',
+        description: 'Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user\'s numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry). With an `Idempotency-Key`, also "Idempotency key in use": a request with the same key is still running; retry after `Retry-After` seconds to get its answer.',
         'x-addition': true,
+        headers: {
+          'Retry-After': {
+            $ref: '#/components/headers/RetryAfter'
+          }
+        },
         content: {
           'application/json': {
             schema: {
@@ -1937,6 +2287,73 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
               $ref: '#/components/schemas/OrganizationErrorResponse'
             }
           }
+        }
+      },
+      IdempotencyKeyInUse: {
+        description: 'Nothing was done: a request with the same `Idempotency-Key` is still running (`error` is "Idempotency key in use"). Retry after `Retry-After` seconds to get its answer.',
+        'x-addition': true,
+        headers: {
+          'Retry-After': {
+            $ref: '#/components/headers/RetryAfter'
+          }
+        },
+        content: {
+          'application/json': {
+            schema: {
+              $ref: '#/components/schemas/OrganizationErrorResponse'
+            }
+          }
+        }
+      },
+      IdempotencyKeyReused: {
+        description: 'Nothing was done: the `Idempotency-Key` was used before with another request body (`error` is "Idempotency key reused"). Use a new key for a new request.',
+        'x-addition': true,
+        content: {
+          'application/json': {
+            schema: {
+              $ref: '#/components/schemas/OrganizationErrorResponse'
+            },
+            example: {
+              error: 'Idempotency key reused',
+              details: 'This Idempotency-Key was used with another request body; send a new key for a new request'
+            }
+          }
+        }
+      }
+    },
+    parameters: {
+      IdempotencyKey: {
+        in: 'header',
+        name: 'Idempotency-Key',
+        required: false,
+        'x-addition': true,
+        description: "Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again.",
+        schema: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 255,
+          pattern: '^[A-Za-z0-9_:.-]+$'
+        },
+        example: '7c1f6a52-assign-2026-12-03'
+      }
+    },
+    headers: {
+      IdempotentReplayed: {
+        description: '`true` when the answer is the kept answer of an earlier request with the same `Idempotency-Key`; absent otherwise.',
+        'x-addition': true,
+        schema: {
+          type: 'string',
+          enum: [
+            'true'
+          ]
+        }
+      },
+      RetryAfter: {
+        description: 'Seconds to wait before retrying.',
+        'x-addition': true,
+        schema: {
+          type: 'integer',
+          minimum: 1
         }
       }
     },
@@ -2224,6 +2641,111 @@ export const openapiDocument: Readonly<Record<string, unknown>> = {
           phoneNumber: '+14165550102',
           fromUserId: '5f7b1c2e8a1d4e0012c3b4a6',
           toUserId: '5f7b1c2e8a1d4e0012c3b4a7'
+        }
+      },
+      OrgBulkAssignPhoneNumbersRequest: {
+        type: 'object',
+        'x-addition': true,
+        properties: {
+          assignments: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 1000,
+            items: {
+              $ref: '#/components/schemas/OrgAssignPhoneNumberRequest'
+            },
+            description: 'The assignments to make, each as the single assign operation takes it; no two for the same (targetUserId, provider, phoneNumber).'
+          }
+        },
+        required: [
+          'assignments'
+        ],
+        additionalProperties: true,
+        example: {
+          assignments: [
+            {
+              targetUserId: '5f7b1c2e8a1d4e0012c3b4a6',
+              provider: 'twilio',
+              phoneNumber: '+14165550102',
+              label: 'Main Outbound'
+            },
+            {
+              targetUserId: '5f7b1c2e8a1d4e0012c3b4a7',
+              provider: 'sinch',
+              phoneNumber: '+14165550103',
+              isDefault: false
+            }
+          ]
+        }
+      },
+      OrgBulkAssignResult: {
+        type: 'object',
+        'x-addition': true,
+        description: 'The outcome of one item: `status` and, when it is not 200, `error` and `details` are what the single assign operation answers for it.',
+        properties: {
+          index: {
+            type: 'integer',
+            minimum: 0,
+            description: "The item's position in `assignments`, from 0."
+          },
+          status: {
+            type: 'integer',
+            description: 'The status the single assign operation answers for the item.'
+          },
+          error: {
+            type: 'string'
+          },
+          details: {
+            type: 'string'
+          },
+          assignment: {
+            $ref: '#/components/schemas/PhoneNumberAssignment'
+          }
+        },
+        required: [
+          'index',
+          'status'
+        ],
+        additionalProperties: false
+      },
+      OrgBulkAssignPhoneNumbersResponse: {
+        type: 'object',
+        'x-addition': true,
+        properties: {
+          results: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/OrgBulkAssignResult'
+            }
+          }
+        },
+        required: [
+          'results'
+        ],
+        additionalProperties: false,
+        example: {
+          results: [
+            {
+              index: 0,
+              status: 200,
+              assignment: {
+                userId: '5f7b1c2e8a1d4e0012c3b4a6',
+                provider: 'twilio',
+                phoneNumber: '+14165550102',
+                isDefault: true,
+                isInboundEnabled: true,
+                label: 'Main Outbound',
+                createdAt: '2026-01-05T10:00:00.000Z',
+                updatedAt: '2026-01-05T10:00:00.000Z'
+              }
+            },
+            {
+              index: 1,
+              status: 409,
+              error: 'Phone number belongs to another organization',
+              details: '+14165550103 is held by users of another organization; it can be assigned here once they no longer hold it'
+            }
+          ]
         }
       },
       InboundRoute: {

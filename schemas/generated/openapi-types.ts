@@ -49,6 +49,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/organizations/{organizationId}/phone-numbers/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Assign or update up to 1,000 phone numbers in one request (SuperAdmin only)
+         * @description Runs the assign operation for each item of `assignments`, with every rule of the single operation (organization, ownership, inbound route, per-user limit, change events), and answers 200 with one result per item, in order: `status` is the status the single operation would answer for that item, with the same `error` and `details`, and `assignment` the stored entry when it was assigned. Items run a few at a time; items for the same user or the same number run one after the other, in the order given. A body that does not match the schema, or that holds two items for the same (targetUserId, provider, phoneNumber), answers 400 and nothing is written. The body may be up to 256 KiB (or the plugin's `bodyLimit`, when larger).
+         */
+        post: operations["post_organizations_phone_numbers_bulk"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/organizations/{organizationId}/phone-numbers/events": {
         parameters: {
             query?: never;
@@ -302,6 +322,69 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * @example {
+         *       "assignments": [
+         *         {
+         *           "targetUserId": "5f7b1c2e8a1d4e0012c3b4a6",
+         *           "provider": "twilio",
+         *           "phoneNumber": "+14165550102",
+         *           "label": "Main Outbound"
+         *         },
+         *         {
+         *           "targetUserId": "5f7b1c2e8a1d4e0012c3b4a7",
+         *           "provider": "sinch",
+         *           "phoneNumber": "+14165550103",
+         *           "isDefault": false
+         *         }
+         *       ]
+         *     }
+         */
+        OrgBulkAssignPhoneNumbersRequest: {
+            /** @description The assignments to make, each as the single assign operation takes it; no two for the same (targetUserId, provider, phoneNumber). */
+            assignments: components["schemas"]["OrgAssignPhoneNumberRequest"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description The outcome of one item: `status` and, when it is not 200, `error` and `details` are what the single assign operation answers for it. */
+        OrgBulkAssignResult: {
+            /** @description The item's position in `assignments`, from 0. */
+            index: number;
+            /** @description The status the single assign operation answers for the item. */
+            status: number;
+            error?: string;
+            details?: string;
+            assignment?: components["schemas"]["PhoneNumberAssignment"];
+        };
+        /**
+         * @example {
+         *       "results": [
+         *         {
+         *           "index": 0,
+         *           "status": 200,
+         *           "assignment": {
+         *             "userId": "5f7b1c2e8a1d4e0012c3b4a6",
+         *             "provider": "twilio",
+         *             "phoneNumber": "+14165550102",
+         *             "isDefault": true,
+         *             "isInboundEnabled": true,
+         *             "label": "Main Outbound",
+         *             "createdAt": "2026-01-05T10:00:00.000Z",
+         *             "updatedAt": "2026-01-05T10:00:00.000Z"
+         *           }
+         *         },
+         *         {
+         *           "index": 1,
+         *           "status": 409,
+         *           "error": "Phone number belongs to another organization",
+         *           "details": "+14165550103 is held by users of another organization; it can be assigned here once they no longer hold it"
+         *         }
+         *       ]
+         *     }
+         */
+        OrgBulkAssignPhoneNumbersResponse: {
+            results: components["schemas"]["OrgBulkAssignResult"][];
+        };
+        /**
          * @description Where inbound calls and messages to a number go.
          * @example {
          *       "phoneNumber": "+14165550102",
@@ -418,9 +501,10 @@ export interface components {
                 "application/json": components["schemas"]["OrganizationErrorResponse"];
             };
         };
-        /** @description Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user's numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry). */
+        /** @description Nothing was written. `error` says why: "Phone number belongs to another organization" (users of another organization hold the number; it is free again once the last of them removes it), "Inbound route held by another assignment" (another assignment routes the number inbound: assign with `isInboundEnabled: false`, or switch that route off first), "Target user already holds this phone number" (transfer), "Phone number limit reached" (the user holds the most numbers allowed per user), "Malformed user document" (the user's numbers field holds something other than an array, written by other code; fix the document), or "Conflict" (the number or the user kept changing under concurrent writes and the bounded retries ran out; retry). With an `Idempotency-Key`, also "Idempotency key in use": a request with the same key is still running; retry after `Retry-After` seconds to get its answer. */
         Conflict: {
             headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
             content: {
@@ -463,10 +547,46 @@ export interface components {
                 "application/json": components["schemas"]["OrganizationErrorResponse"];
             };
         };
+        /** @description Nothing was done: a request with the same `Idempotency-Key` is still running (`error` is "Idempotency key in use"). Retry after `Retry-After` seconds to get its answer. */
+        IdempotencyKeyInUse: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OrganizationErrorResponse"];
+            };
+        };
+        /** @description Nothing was done: the `Idempotency-Key` was used before with another request body (`error` is "Idempotency key reused"). Use a new key for a new request. */
+        IdempotencyKeyReused: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "Idempotency key reused",
+                 *       "details": "This Idempotency-Key was used with another request body; send a new key for a new request"
+                 *     }
+                 */
+                "application/json": components["schemas"]["OrganizationErrorResponse"];
+            };
+        };
     };
-    parameters: never;
+    parameters: {
+        /**
+         * @description Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again.
+         * @example 7c1f6a52-assign-2026-12-03
+         */
+        IdempotencyKey: string;
+    };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description `true` when the answer is the kept answer of an earlier request with the same `Idempotency-Key`; absent otherwise. */
+        IdempotentReplayed: "true";
+        /** @description Seconds to wait before retrying. */
+        RetryAfter: number;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -528,7 +648,13 @@ export interface operations {
     post_organizations_phone_numbers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again.
+                 * @example 7c1f6a52-assign-2026-12-03
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The organization's id (a 24-character hexadecimal ObjectId). */
                 organizationId: string;
@@ -544,6 +670,7 @@ export interface operations {
             /** @description Phone number assigned */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -581,6 +708,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             /** @description Failed to assign phone number */
             500: {
                 headers: {
@@ -596,7 +724,13 @@ export interface operations {
     delete_organizations_phone_numbers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again.
+                 * @example 7c1f6a52-assign-2026-12-03
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The organization's id (a 24-character hexadecimal ObjectId). */
                 organizationId: string;
@@ -612,6 +746,7 @@ export interface operations {
             /** @description Phone number removed */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -633,6 +768,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -640,7 +776,13 @@ export interface operations {
     post_organizations_phone_numbers_transfer: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again.
+                 * @example 7c1f6a52-assign-2026-12-03
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The organization's id (a 24-character hexadecimal ObjectId). */
                 organizationId: string;
@@ -656,6 +798,7 @@ export interface operations {
             /** @description Phone number transferred; `assignment` is the target's new entry */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -693,6 +836,50 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    post_organizations_phone_numbers_bulk: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again.
+                 * @example 7c1f6a52-assign-2026-12-03
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description The organization's id (a 24-character hexadecimal ObjectId). */
+                organizationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgBulkAssignPhoneNumbersRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per item, in the order of `assignments` */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgBulkAssignPhoneNumbersResponse"];
+                };
+            };
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["IdempotencyKeyInUse"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

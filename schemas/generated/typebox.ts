@@ -86,6 +86,25 @@ export const OrgTransferPhoneNumberRequest = Type.Object({
 }, { additionalProperties: true })
 export type OrgTransferPhoneNumberRequest = Static<typeof OrgTransferPhoneNumberRequest>
 
+export const OrgBulkAssignPhoneNumbersRequest = Type.Object({
+  assignments: Type.Array(OrgAssignPhoneNumberRequest, { minItems: 1, maxItems: 1000, description: 'The assignments to make, each as the single assign operation takes it; no two for the same (targetUserId, provider, phoneNumber).' })
+}, { additionalProperties: true })
+export type OrgBulkAssignPhoneNumbersRequest = Static<typeof OrgBulkAssignPhoneNumbersRequest>
+
+export const OrgBulkAssignResult = Type.Object({
+  index: Type.Integer({ minimum: 0, description: "The item's position in `assignments`, from 0." }),
+  status: Type.Integer({ description: 'The status the single assign operation answers for the item.' }),
+  error: Type.Optional(Type.String()),
+  details: Type.Optional(Type.String()),
+  assignment: Type.Optional(PhoneNumberAssignment)
+}, { description: 'The outcome of one item: `status` and, when it is not 200, `error` and `details` are what the single assign operation answers for it.', additionalProperties: false })
+export type OrgBulkAssignResult = Static<typeof OrgBulkAssignResult>
+
+export const OrgBulkAssignPhoneNumbersResponse = Type.Object({
+  results: Type.Array(OrgBulkAssignResult)
+}, { additionalProperties: false })
+export type OrgBulkAssignPhoneNumbersResponse = Static<typeof OrgBulkAssignPhoneNumbersResponse>
+
 export const InboundRoute = Type.Object({
   phoneNumber: Type.String({ pattern: '^\\+[1-9]\\d{1,14}$' }),
   provider: Type.Unsafe<'twilio' | 'sinch' | 'textgrid'>({ [Kind]: 'ContractEnum', type: 'string', enum: ['twilio', 'sinch', 'textgrid'] }),
@@ -139,6 +158,9 @@ export const PostOrganizationsPhoneNumbers = {
     params: Type.Object({
       organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "The organization's id (a 24-character hexadecimal ObjectId)." })
     }),
+    headers: Type.Object({
+      'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9_:.-]+$', description: "Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again." }))
+    }),
     body: OrgAssignPhoneNumberRequest,
     response: {
       200: OrgPhoneNumberMutationResponse,
@@ -149,6 +171,7 @@ export const PostOrganizationsPhoneNumbers = {
       409: OrganizationErrorResponse,
       413: OrganizationErrorResponse,
       415: OrganizationErrorResponse,
+      422: OrganizationErrorResponse,
       500: OrganizationErrorResponse,
       503: OrganizationErrorResponse
     }
@@ -163,6 +186,9 @@ export const DeleteOrganizationsPhoneNumbers = {
     params: Type.Object({
       organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "The organization's id (a 24-character hexadecimal ObjectId)." })
     }),
+    headers: Type.Object({
+      'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9_:.-]+$', description: "Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again." }))
+    }),
     body: OrgRemovePhoneNumberRequest,
     response: {
       200: OrgPhoneNumberMutationResponse,
@@ -173,6 +199,7 @@ export const DeleteOrganizationsPhoneNumbers = {
       409: OrganizationErrorResponse,
       413: OrganizationErrorResponse,
       415: OrganizationErrorResponse,
+      422: OrganizationErrorResponse,
       500: OrganizationErrorResponse,
       503: OrganizationErrorResponse
     }
@@ -217,6 +244,9 @@ export const PostOrganizationsPhoneNumbersTransfer = {
     params: Type.Object({
       organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "The organization's id (a 24-character hexadecimal ObjectId)." })
     }),
+    headers: Type.Object({
+      'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9_:.-]+$', description: "Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again." }))
+    }),
     body: OrgTransferPhoneNumberRequest,
     response: {
       200: OrgPhoneNumberMutationResponse,
@@ -227,6 +257,34 @@ export const PostOrganizationsPhoneNumbersTransfer = {
       409: OrganizationErrorResponse,
       413: OrganizationErrorResponse,
       415: OrganizationErrorResponse,
+      422: OrganizationErrorResponse,
+      500: OrganizationErrorResponse,
+      503: OrganizationErrorResponse
+    }
+  }
+} as const
+
+export const PostOrganizationsPhoneNumbersBulk = {
+  method: 'POST',
+  url: '/api/organizations/:organizationId/phone-numbers/bulk',
+  schema: {
+    operationId: 'post_organizations_phone_numbers_bulk',
+    params: Type.Object({
+      organizationId: Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: "The organization's id (a 24-character hexadecimal ObjectId)." })
+    }),
+    headers: Type.Object({
+      'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9_:.-]+$', description: "Makes the request safe to retry: 1 to 255 characters of letters, digits and `_ : . -`. The key belongs to the caller (the token's `sub`), the organization, the method and the path. A repeat with the same key and the same body gets the first answer again (status and body, with `Idempotent-Replayed: true`) and changes nothing; with another body it answers 422; while the first is still running, 409 with `Retry-After`. 2xx and 4xx answers are kept (24 hours by default); a 5xx is not, so a retry runs again." }))
+    }),
+    body: OrgBulkAssignPhoneNumbersRequest,
+    response: {
+      200: OrgBulkAssignPhoneNumbersResponse,
+      400: OrganizationErrorResponse,
+      401: OrganizationErrorResponse,
+      403: OrganizationErrorResponse,
+      409: OrganizationErrorResponse,
+      413: OrganizationErrorResponse,
+      415: OrganizationErrorResponse,
+      422: OrganizationErrorResponse,
       500: OrganizationErrorResponse,
       503: OrganizationErrorResponse
     }
@@ -327,6 +385,7 @@ export const operations = {
   delete_organizations_phone_numbers: DeleteOrganizationsPhoneNumbers,
   get_organizations_phone_numbers: GetOrganizationsPhoneNumbers,
   post_organizations_phone_numbers_transfer: PostOrganizationsPhoneNumbersTransfer,
+  post_organizations_phone_numbers_bulk: PostOrganizationsPhoneNumbersBulk,
   get_organizations_phone_numbers_events: GetOrganizationsPhoneNumbersEvents,
   get_phone_numbers_inbound_route: GetPhoneNumbersInboundRoute,
   get_health: GetHealth,
