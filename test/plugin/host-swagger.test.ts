@@ -276,9 +276,11 @@ t.test('two registrations in one document, each with its own operationIdPrefix: 
   t.teardown(() => host.close())
   const document = host.swagger() as unknown as Json
   const ids = operationIds(document).filter((id) => !STANDALONE_ONLY.some((own) => id.endsWith(own)))
-  t.equal(ids.length, 12, 'twelve operations')
-  t.equal(new Set(ids).size, 12, 'twelve distinct operationIds')
-  t.ok(ids.filter((id) => id.startsWith('v1_')).length === 6 && ids.filter((id) => id.startsWith('v2_')).length === 6, 'six behind each prefix')
+  // The plugin's operations (without the served document's own), once behind each prefix.
+  const own = ids.length / 2
+  t.equal(ids.length, 14, 'fourteen operations: seven in each registration')
+  t.equal(new Set(ids).size, ids.length, 'every operationId distinct')
+  t.ok(ids.filter((id) => id.startsWith('v1_')).length === own && ids.filter((id) => id.startsWith('v2_')).length === own, 'seven behind each prefix')
   t.same(differences(document, '/v1', 'v1_'), [], 'the /v1 operations match the contract but for the prefix')
   t.same(differences(document, '/v2', 'v2_'), [], 'the /v2 operations match the contract but for the prefix')
 
