@@ -25,6 +25,8 @@ export interface DatabaseAvailability {
 }
 
 const PROBE_INTERVAL_MS = 1000
+/** How long every server must have stayed unknown: one failed connection marks its server unknown for a moment, and the driver reconnects at once. */
+const DOWN_AFTER_MS = 1000
 // One watcher per client, however many stores share it (one listener each would pile up).
 const watchers = new WeakMap<MongoClient, DatabaseAvailability>()
 
@@ -32,22 +34,25 @@ export function watchAvailability (db: Db): DatabaseAvailability {
   const client = db.client
   const known = watchers.get(client)
   if (known !== undefined) return known
-  let down = false
+  let unknownSince: number | undefined
   let lastThrough = 0
+  const isDown = (): boolean => unknownSince !== undefined && Date.now() - unknownSince >= DOWN_AFTER_MS
   function onTopology (event: TopologyDescriptionChangedEvent): void {
     const servers = [...event.newDescription.servers.values()]
     // Unknown: not reached yet, or its last operation or heartbeat failed.
-    down = servers.length > 0 && servers.every((server) => server.type === 'Unknown')
+    const unknown = servers.length > 0 && servers.every((server) => server.type === 'Unknown')
+    if (!unknown) unknownSince = undefined
+    else unknownSince ??= Date.now()
   }
   client.on('topologyDescriptionChanged', onTopology)
   const availability: DatabaseAvailability = {
     check: () => {
-      if (!down) return
+      if (!isDown()) return
       const now = Date.now()
       if (now - lastThrough < PROBE_INTERVAL_MS) throw new DatabaseUnavailableError()
       lastThrough = now
     },
-    isDown: () => down
+    isDown
   }
   watchers.set(client, availability)
   return availability
