@@ -1,14 +1,14 @@
 /**
  * Whether the driver knows that no server of the deployment can be selected.
- * Read from the driver's own monitoring (topology events), never probed: a
- * failed operation marks its server unknown at once, and the monitor marks it
- * known again as soon as a heartbeat succeeds. While it is down, operations
- * that were queued behind one on the same number or user (per-key-queue.ts)
+ * Read from the driver's own monitoring, never probed: a server counts as down
+ * once the topology has marked it unknown and its monitor's last heartbeat
+ * failed too (one failed connection alone marks a server unknown for a moment
+ * while the database is fine). While every server is down, operations that
+ * waited in a queue behind one on the same number or user (per-key-queue.ts)
  * answer at once instead of each waiting out a full server selection timeout.
- * One operation a second still goes through: its server selection is what
- * makes the driver's monitor look again, so the recovery is seen promptly.
+ * One operation a second still goes through, so the recovery is seen promptly.
  */
-import type { Db, MongoClient, TopologyDescriptionChangedEvent } from 'mongodb'
+import type { Db, MongoClient, ServerHeartbeatFailedEvent, ServerHeartbeatSucceededEvent, TopologyDescriptionChangedEvent } from 'mongodb'
 
 /** Named like the driver's own unavailability errors, which hosts and the plugin match by name. */
 export class DatabaseUnavailableError extends Error {
@@ -25,8 +25,6 @@ export interface DatabaseAvailability {
 }
 
 const PROBE_INTERVAL_MS = 1000
-/** How long every server must have stayed unknown: one failed connection marks its server unknown for a moment, and the driver reconnects at once. */
-const DOWN_AFTER_MS = 1000
 // One watcher per client, however many stores share it (one listener each would pile up).
 const watchers = new WeakMap<MongoClient, DatabaseAvailability>()
 
@@ -34,17 +32,16 @@ export function watchAvailability (db: Db): DatabaseAvailability {
   const client = db.client
   const known = watchers.get(client)
   if (known !== undefined) return known
-  let unknownSince: number | undefined
+  let unknown: string[] = []
+  const failedHeartbeats = new Set<string>()
   let lastThrough = 0
-  const isDown = (): boolean => unknownSince !== undefined && Date.now() - unknownSince >= DOWN_AFTER_MS
-  function onTopology (event: TopologyDescriptionChangedEvent): void {
+  const isDown = (): boolean => unknown.length > 0 && unknown.every((address) => failedHeartbeats.has(address))
+  client.on('topologyDescriptionChanged', (event: TopologyDescriptionChangedEvent) => {
     const servers = [...event.newDescription.servers.values()]
-    // Unknown: not reached yet, or its last operation or heartbeat failed.
-    const unknown = servers.length > 0 && servers.every((server) => server.type === 'Unknown')
-    if (!unknown) unknownSince = undefined
-    else unknownSince ??= Date.now()
-  }
-  client.on('topologyDescriptionChanged', onTopology)
+    unknown = servers.length > 0 && servers.every((server) => server.type === 'Unknown') ? servers.map((server) => server.address) : []
+  })
+  client.on('serverHeartbeatFailed', (event: ServerHeartbeatFailedEvent) => { failedHeartbeats.add(event.connectionId) })
+  client.on('serverHeartbeatSucceeded', (event: ServerHeartbeatSucceededEvent) => { failedHeartbeats.delete(event.connectionId) })
   const availability: DatabaseAvailability = {
     check: () => {
       if (!isDown()) return
