@@ -1,13 +1,18 @@
 import neostandard from 'neostandard'
 
-// Dependencies run one way: standalone app → plugin (public entry) → domain → schemas.
-// The development database is for the server's entry, tests and tools only.
+// The floors, top to bottom: server/ (the standalone app) → plugins/ (the Fastify plugin, used through
+// its public entry) → src/domain/ (the store on raw driver collections) → schemas/ (the contract).
+// Beside them: tools/ (operator tools on the domain, and the project's token signer), dev-database/
+// (the embedded development database, for the server's entry, tests and scripts only).
 // Each folder below lists what it must not import; a wrong import fails `npm run lint`.
 const TOOLING = { group: ['**/test/**', '**/bench/**', '**/scripts/**'], message: 'Shipped code never imports tests, benchmarks or scripts.' }
-const EMBEDDED_MONGO = { group: ['**/embedded-mongo/**'], message: 'The development database is imported only by src/standalone/server.ts, tests and tools.' }
+const DEV_DATABASE = { group: ['**/dev-database/**'], message: 'The development database is imported only by server/server.ts, server/development-database.ts, tests and scripts.' }
+const SERVER = { group: ['**/server/**'], message: 'The standalone server is the top floor: nothing below it imports it.' }
+const TOOLS = { group: ['**/tools/**'], message: 'Operator tools sit beside the plugin: the plugin and the domain never import them.' }
 // Only tracing/start.ts, which preload.ts loads when the OTEL variables ask for it, may load OpenTelemetry.
-const OPENTELEMETRY = { group: ['@opentelemetry/*', '@fastify/otel'], message: 'OpenTelemetry is loaded only by src/standalone/tracing/start.ts (through preload.ts, when tracing is on); hosts add it themselves.' }
+const OPENTELEMETRY = { group: ['@opentelemetry/*', '@fastify/otel'], message: 'OpenTelemetry is loaded only by server/tracing/start.ts (through preload.ts, when tracing is on); hosts add it themselves.' }
 const FASTIFY = { group: ['fastify', 'fastify-plugin', '@fastify/*'], message: 'The domain knows nothing of Fastify or HTTP: return a discriminated result and let the plugin map it.' }
+const PLUGIN = { group: ['**/plugins/**'], message: 'The domain and its tests never import the plugin.' }
 
 const PLUGIN_ENTRY_ONLY = { regex: '(^|/)(plugins/(?!phone-numbers/index\\.js$)|src/domain/)', message: 'The app uses the plugin through its public entry, plugins/phone-numbers/index.js.' }
 
@@ -27,14 +32,13 @@ export default [
   }),
   {
     files: ['schemas/**/*.ts'],
-    rules: forbid(TOOLING, EMBEDDED_MONGO,
-      { group: ['**/src/**', '**/plugins/**', 'fastify', 'mongodb', '@fastify/*'], message: 'schemas/ is the contract: it depends on nothing but TypeBox.' }),
+    rules: forbid(TOOLING, DEV_DATABASE,
+      { group: ['**/src/**', '**/plugins/**', '**/server/**', '**/tools/**', 'fastify', 'mongodb', '@fastify/*'], message: 'schemas/ is the contract: it depends on nothing but TypeBox.' }),
   },
   {
     files: ['src/domain/**/*.ts'],
     rules: {
-      ...forbid(TOOLING, EMBEDDED_MONGO, FASTIFY, OPENTELEMETRY,
-        { group: ['**/plugins/**', '**/standalone/**'], message: 'The domain never imports the plugin or the app.' }),
+      ...forbid(TOOLING, DEV_DATABASE, FASTIFY, OPENTELEMETRY, PLUGIN, SERVER, TOOLS),
       'no-restricted-syntax': ['error', {
         selector: 'Literal[value>=400][value<=599]',
         message: 'HTTP status codes belong to the plugin; the domain returns a discriminated result.',
@@ -43,30 +47,44 @@ export default [
   },
   {
     files: ['plugins/**/*.ts'],
-    rules: forbid(TOOLING, EMBEDDED_MONGO, OPENTELEMETRY,
+    rules: forbid(TOOLING, DEV_DATABASE, OPENTELEMETRY, SERVER, TOOLS,
       { regex: '(^|/)src/(?!domain/)', message: 'The plugin imports only the domain (src/domain/) and schemas/.' },
       { group: ['@fastify/mongodb'], message: 'The plugin takes a Db; @fastify/mongodb belongs to the standalone app.' }),
   },
   {
-    files: ['src/standalone/**/*.ts'],
-    ignores: ['src/standalone/server.ts', 'src/standalone/development-database.ts', 'src/standalone/tracing/start.ts'],
-    rules: forbid(TOOLING, EMBEDDED_MONGO, OPENTELEMETRY,
+    files: ['tools/**/*.ts'],
+    rules: forbid(TOOLING, DEV_DATABASE, OPENTELEMETRY, SERVER, PLUGIN),
+  },
+  {
+    files: ['server/**/*.ts'],
+    ignores: ['server/server.ts', 'server/development-database.ts', 'server/tracing/start.ts'],
+    rules: forbid(TOOLING, DEV_DATABASE, OPENTELEMETRY,
       PLUGIN_ENTRY_ONLY),
   },
   {
     // The server's entry and the starter of its development database.
-    files: ['src/standalone/server.ts', 'src/standalone/development-database.ts'],
+    files: ['server/server.ts', 'server/development-database.ts'],
     rules: forbid(TOOLING, OPENTELEMETRY,
       PLUGIN_ENTRY_ONLY),
   },
   {
-    files: ['src/standalone/tracing/start.ts'],
-    rules: forbid(TOOLING, EMBEDDED_MONGO,
+    files: ['server/tracing/start.ts'],
+    rules: forbid(TOOLING, DEV_DATABASE,
       PLUGIN_ENTRY_ONLY),
   },
   {
-    files: ['src/embedded-mongo/**/*.ts'],
-    rules: forbid(TOOLING, FASTIFY,
-      { group: ['**/plugins/**', '**/domain/**', '**/standalone/**'], message: 'The development database knows nothing of the app.' }),
+    files: ['dev-database/**/*.ts'],
+    rules: forbid(TOOLING, FASTIFY, PLUGIN, SERVER, TOOLS,
+      { group: ['**/src/**'], message: 'The development database knows nothing of the app.' }),
+  },
+  // Tests stay in their layer: a floor's tests import nothing above it.
+  {
+    files: ['test/domain/**/*.ts'],
+    rules: forbid(PLUGIN, SERVER, TOOLS,
+      { group: ['**/helper.js'], message: 'test/helper.ts builds the plugin: domain tests use test/helper-database.ts.' }),
+  },
+  {
+    files: ['test/*.ts', 'test/plugin/**/*.ts', 'test/contract/**/*.ts', 'test/query-plans/**/*.ts'],
+    rules: forbid(SERVER),
   },
 ]

@@ -44,7 +44,7 @@ export interface ForkOptions {
    */
   runtime?: 'compiled' | 'tsx' | undefined
   /**
-   * Trace with the standalone server's own preload (src/standalone/tracing/preload.ts), exporting
+   * Trace with the standalone server's own preload (server/tracing/preload.ts), exporting
    * OTLP/HTTP to this endpoint; undefined: no preload, nothing of OpenTelemetry loaded.
    */
   tracingEndpoint?: string | undefined
@@ -73,7 +73,7 @@ export async function forkServer (settings: ServerSettings, options: ForkOptions
   const tracingEnv: NodeJS.ProcessEnv = {}
   if (options.tracingEndpoint !== undefined) {
     // As `npm start` runs it: before the child's first import of mongodb.
-    execArgv.push('--import', compiled ? pathToFileURL(join(COMPILED_DIR, 'src', 'standalone', 'tracing', 'preload.js')).href : new URL('../src/standalone/tracing/preload.ts', import.meta.url).href)
+    execArgv.push('--import', compiled ? pathToFileURL(join(COMPILED_DIR, 'server', 'tracing', 'preload.js')).href : new URL('../server/tracing/preload.ts', import.meta.url).href)
     Object.assign(tracingEnv, { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: options.tracingEndpoint, OTEL_SERVICE_NAME: `bench-${settings.kind}` })
   }
   if (options.cpuProfileDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${settings.kind}-${Date.now()}.cpuprofile`)

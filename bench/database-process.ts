@@ -2,7 +2,7 @@
  * The database's own process, found by its command line, so its resident
  * memory can be sampled next to the servers' (mongo-java-server holds the
  * data, and every open cursor's remaining documents, in its heap). Only the
- * launchers of src/embedded-mongo are recognised: mongo-java-server
+ * launchers of dev-database are recognised: mongo-java-server
  * (`EmbeddedMongoJavaServer 127.0.0.1 <port>`) and FerretDB
  * (`--listen-addr=127.0.0.1:<port>`, its SQLite handler in the same process).
  * Other backends, or off Linux: undefined, and no database RSS is reported.

@@ -17,7 +17,7 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { parseBackendName } from '../src/embedded-mongo/index.js'
+import { parseBackendName } from '../dev-database/index.js'
 import { DEFAULT_OPTIONS, runBenchmark, type BenchOptions } from './harness.js'
 import { markdownReport, writeResults } from './report.js'
 import { bulkMarkdownReport, runBulkComparison, writeBulkResults } from './bulk.js'

@@ -1,7 +1,7 @@
 /**
  * The servers under test, each started in its own child process (child.ts):
  *
- * - ours: the standalone app (src/standalone/app.ts) on Fastify, request logging off, log level warn;
+ * - ours: the standalone app (server/app.ts) on Fastify, request logging off, log level warn;
  * - ours-metrics: the same with METRICS=true (/metrics on the API port), to measure what metrics cost;
  * - ours-tracing: the same with OpenTelemetry on (the child runs with the server's tracing preload,
  *   exporting to the bench's OTLP receiver), to measure what tracing costs;
@@ -77,8 +77,8 @@ async function listen (fastify: FastifyInstance): Promise<number> {
 }
 
 async function startOurs (settings: ServerSettings, tracer: CommandTracer, { metrics = false, routeCache = false } = {}): Promise<RunningServer> {
-  const { default: app, appOptions, serverOptions } = await import('../src/standalone/app.js')
-  const { readConfig } = await import('../src/standalone/config.js')
+  const { default: app, appOptions, serverOptions } = await import('../server/app.js')
+  const { readConfig } = await import('../server/config.js')
   // The standalone server's own configuration path, as `npm start` takes it.
   const mongodbUri = withCommandMonitoring(settings.mongodbUri)
   // The workload adds a fresh number to a user every other cycle, without end: lift the per-user cap.

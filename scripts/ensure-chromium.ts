@@ -1,5 +1,5 @@
 /**
- * The browser test (test/standalone/docs-page.test.ts) drives Debian's chromium. `npm test` sets
+ * The browser test (test/server/docs-page.test.ts) drives Debian's chromium. `npm test` sets
  * it up like the test databases: installed with apt-get when /usr/bin/chromium is missing (as
  * root, or through `sudo -n`), about 10 s. Where that cannot work (no apt, no rights), it says so
  * in one line and the browser test fails with the command to run; CHROMIUM_PATH points the test

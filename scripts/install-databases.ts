@@ -2,7 +2,7 @@
  * npm run db:install [-- ferretdb java mongod]: builds FerretDB and fetches mongo-java-server
  * into .cache/ ahead of the tests (default: ferretdb java; mongod needs internet to download).
  */
-import { installBackends, parseBackendName, type LocalBackendName } from '../src/embedded-mongo/index.js'
+import { installBackends, parseBackendName, type LocalBackendName } from '../dev-database/index.js'
 
 const names: LocalBackendName[] = []
 for (const arg of process.argv.slice(2)) {

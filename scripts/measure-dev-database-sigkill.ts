@@ -12,9 +12,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DEVELOPMENT_DATA_FILE } from '../src/standalone/development-database.js'
-import { DEMO_ORGANIZATION_ID, DEMO_USER_ID } from '../src/standalone/development.js'
-import { startStandalone, type StandaloneServer } from '../test/helper-server.js'
+import { DEVELOPMENT_DATA_FILE } from '../server/development-database.js'
+import { DEMO_ORGANIZATION_ID, DEMO_USER_ID } from '../server/development.js'
+import { startStandalone, type StandaloneServer } from '../test/server/helper-server.js'
 
 const rounds = Number(process.argv[2] ?? 3)
 const delays = (process.argv[3] ?? '0,250,500,1000,1500,2500').split(',').map(Number)

@@ -1,6 +1,6 @@
 /**
  * npm test: installs Debian's chromium for the browser test when it is missing (ensure-chromium.ts),
- * starts a MongoDB-wire test database (see src/embedded-mongo), runs tap against it
+ * starts a MongoDB-wire test database (see dev-database), runs tap against it
  * with MONGODB_URI set, stops the database and exits with tap's exit code. It ends with the plain
  * line `tests: N passed, N failed, N skipped`, read from tap's own closing summary.
  * TEST_MONGO_BACKEND=mongod|ferretdb|java|uri forces a backend; extra arguments go to tap.
@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseBackendName, startMongo } from '../src/embedded-mongo/index.js'
+import { parseBackendName, startMongo } from '../dev-database/index.js'
 import { ensureChromium } from './ensure-chromium.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')

@@ -4,21 +4,21 @@
 // in-process runs garbles the report. tap instruments every child process it
 // sees (stripping the environment does not stop it), so those tests count
 // only for what they test in their own process.
-const ALL = ['plugins/**/*.ts', 'src/**/*.ts', 'schemas/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts']
+const ALL = ['plugins/**/*.ts', 'src/**/*.ts', 'server/**/*.ts', 'dev-database/**/*.ts', 'tools/**/*.ts', 'schemas/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts']
 
 const ONLY = {
-  'test/standalone/bench-smoke.test.ts': ['bench/**/*.ts'],
-  'test/standalone/server.test.ts': ['src/standalone/config.ts'],
-  'test/standalone/tracing.test.ts': ['src/standalone/tracing/settings.ts'],
-  'test/standalone/development-database.test.ts': ['src/standalone/config.ts', 'src/standalone/development-database.ts'],
-  'test/reliability/standalone-contract.test.ts': null,
-  'test/reliability/hardening.test.ts': null,
-  'test/standalone/ownership-rules.test.ts': null,
-  'test/standalone/ownership-transfer.test.ts': null,
-  'test/standalone/ownership-lookup.test.ts': null,
-  'test/standalone/two-processes.test.ts': null,
-  'test/domain/integrity.test.ts': ['src/domain/**/*.ts'],
-  'test/standalone/docs-page.test.ts': ['src/standalone/docs.ts']
+  'test/server/bench-smoke.test.ts': ['bench/**/*.ts'],
+  'test/server/server.test.ts': ['server/config.ts'],
+  'test/server/tracing.test.ts': ['server/tracing/settings.ts'],
+  'test/server/development-database.test.ts': ['server/config.ts', 'server/development-database.ts'],
+  'test/server/standalone-contract.test.ts': null,
+  'test/server/hardening.test.ts': null,
+  'test/server/ownership-rules.test.ts': null,
+  'test/server/ownership-transfer.test.ts': null,
+  'test/server/ownership-lookup.test.ts': null,
+  'test/server/two-processes.test.ts': null,
+  'test/tools/integrity.test.ts': ['src/domain/**/*.ts', 'tools/**/*.ts'],
+  'test/server/docs-page.test.ts': ['server/docs.ts']
 }
 
 export default function coverageMap (testFile) {

@@ -8,24 +8,9 @@ import { ObjectId, type Db, type MongoClient } from 'mongodb'
 import type { Test } from 'tap'
 import orgPhoneNumbers, { type OrgPhoneNumbersOptions } from '../plugins/phone-numbers/index.js'
 import { createTestDatabase } from './helper-database.js'
-import { createTokenSigner, type TokenSigner } from '../src/standalone/development.js'
+import { createTokenSigner, type TokenSigner } from '../tools/tokens.js'
 
-/** Backend the test runner started (scripts/run-tests.ts). */
-export const TEST_BACKEND = process.env['TEST_MONGO_BACKEND_NAME']
-
-/**
- * FerretDB 1.24's SQLite handler reads the matching documents, then rewrites
- * each whole document by _id without re-checking the filter, so two writers on
- * one document from different connections can undo each other (measured: 30
- * parallel compare-and-swap updates on one revision, several "win"). The store
- * queues its own writes per user, which keeps a single server correct. Tests
- * that race the store against an outside writer still run there, with this
- * reason as the `todo` of their assertions: failures show as TODO, because the
- * defect is the backend's.
- */
-export const FERRETDB_NON_ATOMIC_UPDATES = TEST_BACKEND === 'ferretdb'
-  ? 'FerretDB 1.24 (SQLite) does not apply an update filter atomically with its write'
-  : false
+export { FERRETDB_NON_ATOMIC_UPDATES, TEST_BACKEND } from './helper-database.js'
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 

@@ -34,8 +34,6 @@ export type {
   ListResult, ListedAssignment, AssignmentHolder, OtherOrganization, InboundHeld, MalformedField
 } from '../../src/domain/store.js'
 export type { NumberHolder } from '../../src/domain/number-holders.js'
-// The 409 Ambiguous inbound route answer points hosts at it.
-export { checkIntegrity, type IntegrityOptions, type IntegrityReport } from '../../src/domain/integrity.js'
 export { PROVIDERS, type StoredAssignment, type AssignmentInput, type AssignmentKey, type Provider } from '../../src/domain/assignments.js'
 export * from './errors.js'
 export { replyToFrameworkError } from './error-handler.js'

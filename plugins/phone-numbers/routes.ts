@@ -165,7 +165,7 @@ const phoneNumberRoutes: FastifyPluginAsyncTypebox<PhoneNumberRoutesOptions> = a
       const result = await lookUpRoute(phoneNumber, request.query.provider, fresh)
       if (result.status === 'no-route') throw new NoInboundRouteError(phoneNumber)
       if (result.status === 'ambiguous') {
-        throw new AmbiguousInboundRouteError(`Inbound calls for ${phoneNumber} are routed by ${result.holders.length} assignments: ${describeHolders(result.holders)}; fix the data (checkIntegrity(db), exported by fastify-org-phone-numbers, lists every such number)`)
+        throw new AmbiguousInboundRouteError(`Inbound calls for ${phoneNumber} are routed by ${result.holders.length} assignments: ${describeHolders(result.holders)}; fix the data (checkIntegrity(db) from fastify-org-phone-numbers/integrity lists every such number)`)
       }
       const { holder } = result
       const label = holder.assignment.label

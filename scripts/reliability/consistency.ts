@@ -1,7 +1,7 @@
 /** The data side of a run: seeding an organization, direct database access, and the end-of-run consistency check. */
 import { MongoClient, ObjectId, type Db } from 'mongodb'
 import { PROVIDERS, type Provider } from '../../src/domain/assignments.js'
-import { mintToken } from '../../src/standalone/development.js'
+import { mintToken } from '../../tools/tokens.js'
 import { JWT_SECRET } from './server-process.js'
 
 export interface Seeded {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ensureFerretdb, freePort, readServerVersion } from '../../src/embedded-mongo/index.js'
+import { ensureFerretdb, freePort, readServerVersion } from '../../dev-database/index.js'
 import { exited, track } from './children.js'
 import { log } from './report.js'
 

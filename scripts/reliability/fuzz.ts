@@ -14,7 +14,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { ObjectId } from 'mongodb'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, mintToken, seedDemoData } from '../../src/standalone/development.js'
+import { DEMO_ADMIN_ID, DEMO_ORGANIZATION_ID, DEMO_USER_ID, seedDemoData } from '../../server/development.js'
+import { mintToken } from '../../tools/tokens.js'
 import { exited } from './children.js'
 import { withDb } from './consistency.js'
 import { createFerret } from './database-process.js'
@@ -106,7 +107,7 @@ const args = [
   '--suppress-health-check', 'all',
   '--report', 'junit,ndjson',
   '--report-dir', reportDir,
-  // Failures already turned into todo regression tests (test/reliability/standalone-contract.test.ts);
+  // Failures already turned into todo regression tests (test/server/standalone-contract.test.ts);
   // anything else fails the run. FUZZ_BASELINE_UPDATE=1 records the failures of this run into it.
   '--baseline', BASELINE,
   ...(process.env['FUZZ_BASELINE_UPDATE'] === '1' ? ['--baseline-update'] : [])

@@ -19,7 +19,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MongoClient, ObjectId } from 'mongodb'
 import { createPhoneNumberStore } from '../../src/domain/store.js'
-import { startMongo } from '../../src/embedded-mongo/index.js'
+import { startMongo } from '../../dev-database/index.js'
 import { uriForDatabase } from '../../test/helper-database.js'
 import { envNumber, finish, log } from './report.js'
 

@@ -1,5 +1,5 @@
 /** The standalone server as a child of a reliability script: the scripts' defaults, killed if the script dies. */
-import { startStandalone, type ServerEnv, type StandaloneServer } from '../../test/helper-server.js'
+import { startStandalone, type ServerEnv, type StandaloneServer } from '../../test/server/helper-server.js'
 import { track } from './children.js'
 
 /** Every script's server runs with this secret; seed() signs its token with it. */

@@ -16,7 +16,7 @@ import { createFerret } from './database-process.js'
 import { compareWithModels, runLoad } from './load.js'
 import { envNumber, finish, log, percentile, rssOf } from './report.js'
 import { JWT_SECRET, startServer } from './server-process.js'
-import { startMongo } from '../../src/embedded-mongo/index.js'
+import { startMongo } from '../../dev-database/index.js'
 import { uriForDatabase } from '../../test/helper-database.js'
 
 const seconds = envNumber('SOAK_SECONDS', 60)

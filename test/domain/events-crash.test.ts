@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createPhoneNumberStore, type LoggedEvent, type PhoneNumberStore, type StoreStep } from '../../src/domain/store.js'
 import { createTestDatabasePair } from '../helper-database.js'
 import { SimulatedCrash } from './simulated-crash.js'
-import { TEST_BACKEND } from '../helper.js'
+import { TEST_BACKEND } from '../helper-database.js'
 
 t.setTimeout(600_000)
 

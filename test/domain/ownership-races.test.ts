@@ -22,7 +22,7 @@ import {
 } from '../../src/domain/store.js'
 import type { ClaimDocument } from '../../src/domain/number-claims.js'
 import { createTestDatabasePair } from '../helper-database.js'
-import { FERRETDB_NON_ATOMIC_UPDATES, TEST_BACKEND } from '../helper.js'
+import { FERRETDB_NON_ATOMIC_UPDATES, TEST_BACKEND } from '../helper-database.js'
 import { seededRandom } from '../seeded-random.js'
 
 t.setTimeout(600_000)

@@ -236,7 +236,7 @@ t.test('an item that fails on the server answers its 5xx, and the bulk answer is
   const onStep = async (step: string): Promise<void> => {
     if (step === 'assign:claimed' && failures-- > 0) throw new Error('simulated database failure')
   }
-  // The store's crash-test hook, handed over through the plugin's options (as test/standalone/metrics.test.ts does).
+  // The store's crash-test hook, handed over through the plugin's options (as test/server/metrics.test.ts does).
   const built = await build(t, { onStep } as Parameters<typeof build>[1])
   const { app, fixture } = built
   const request = {

@@ -6,7 +6,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Value } from '@sinclair/typebox/value'
 import { ObjectId } from 'mongodb'
 import t from 'tap'
-import { checkIntegrity } from '../../plugins/phone-numbers/index.js'
+import { checkIntegrity } from '../../tools/integrity/index.js'
 import { OrgAssignPhoneNumberRequest } from '../../schemas/index.js'
 import { build, phoneNumbersUrl } from '../helper.js'
 

@@ -19,7 +19,7 @@ const NUMBER = '+14165550142'
 const REPLAYED = 'idempotent-replayed'
 const VISIBILITY_MS = 200
 
-/** The store's crash-test hook, handed over through the plugin's options (as test/standalone/metrics.test.ts does). */
+/** The store's crash-test hook, handed over through the plugin's options (as test/server/metrics.test.ts does). */
 function withStoreStep (onStep: (step: StoreStep) => Promise<void>, options: Partial<OrgPhoneNumbersOptions> = {}): Partial<OrgPhoneNumbersOptions> {
   return { ...options, onStep } as Partial<OrgPhoneNumbersOptions>
 }

@@ -17,7 +17,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import { ObjectId } from 'mongodb'
 import t, { type Test } from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
-import { startStandalone, type StandaloneServer } from '../helper-server.js'
+import { startStandalone, type StandaloneServer } from '../server/helper-server.js'
 import { build, createSigner, injectEveryOperation, phoneNumbersUrl, seedFixture, eventsSettled, settledSnapshot, TEST_SECRET } from '../helper.js'
 
 // One server process, a few thousand in-process requests, 400 serialized writes.
