@@ -10,7 +10,6 @@
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { randomUUID } from 'node:crypto'
 import type { Db } from 'mongodb'
 import { createPhoneNumberStore, type PhoneNumberStore } from '../../src/domain/store.js'
 import openapiDocumentRoutes from './openapi-document.js'
@@ -20,7 +19,6 @@ import { checkOptions, DEFAULT_OPTIONS, optionError, type OrgPhoneNumbersOptions
 import phoneNumberRoutes from './routes.js'
 import { createListCursorCodec, cursorKey } from './list-cursor.js'
 import { useStrictJsonBodies } from './validation.js'
-import { startEventServices, type EventServices } from './event-services.js'
 import { cacheRoutes, type RouteCacheStatus } from './route-cache.js'
 import { createIdempotencyRecords } from '../../src/domain/idempotency-records.js'
 import { startIdempotencySweeps, useIdempotencyKeys } from './idempotency.js'
@@ -30,14 +28,14 @@ export type { HmacAlgorithm, PublicKeyAlgorithm, SecretAuthOptions, PublicKeyAut
 export { isSuperAdminRole } from './auth.js'
 export { createPhoneNumberStore, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
 export type {
-  StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, StoreStep, ClaimRepair, AssignResult, RemoveResult, TransferInput, TransferResult, RouteResult,
+  StoredCaller, PhoneNumberStore, PhoneNumberStoreOptions, EventDeliveryOptions, StoreLogger, StoreStep, ClaimRepair, AssignResult, RemoveResult, TransferInput, TransferResult, RouteResult,
   ListResult, ListedAssignment, AssignmentHolder, OtherOrganization, InboundHeld, MalformedField
 } from '../../src/domain/store.js'
 export type { NumberHolder } from '../../src/domain/number-holders.js'
 export { PROVIDERS, type StoredAssignment, type AssignmentInput, type AssignmentKey, type Provider } from '../../src/domain/assignments.js'
 export * from './errors.js'
 export { replyToFrameworkError } from './error-handler.js'
-export { DEFAULT_OPTIONS, type OrgPhoneNumbersOptions, type EventDeliveryOptions } from './options.js'
+export { DEFAULT_OPTIONS, type OrgPhoneNumbersOptions } from './options.js'
 export type { EventHandler, DeliveryContext } from '../../src/domain/event-delivery.js'
 export type { PhoneNumberEvent } from '../../schemas/generated/typebox.js'
 export { DEFAULT_ROUTE_CACHE_OPTIONS, type RouteCacheOptions, type RouteCacheStatus, type RouteLookupSource, type FollowerRestartReason } from './route-cache.js'
@@ -70,16 +68,7 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
   }
   checkOptions(options)
   const db = resolveDb(fastify, options)
-  const instanceId = options.instanceId ?? randomUUID()
-  const deliveryCollection = options.eventDelivery?.collection ?? DEFAULT_OPTIONS.deliveriesCollection
-  let services: EventServices | undefined
-  const uncachedStore = createPhoneNumberStore(db, {
-    ...options,
-    instanceId,
-    deliveriesCollection: options.onEvent === undefined ? undefined : deliveryCollection,
-    onEventsLogged: () => services?.wake(),
-    onBackgroundError: (error) => fastify.log.error({ err: error }, 'org-phone-numbers: moving change events to the log (retried when it failed)')
-  })
+  const uncachedStore = createPhoneNumberStore(db, { ...options, log: fastify.log })
   const visibilityDelayMs = options.eventVisibilityDelayMs ?? DEFAULT_OPTIONS.eventVisibilityDelayMs
   const cached = options.routeCache === undefined || options.routeCache === false
     ? undefined
@@ -97,13 +86,6 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
     await store.ensureIndexes()
     const expiry = await idempotency.ensureIndexes()
     if (!expiry.ttl) fastify.log.info(`org-phone-numbers: the database refused a TTL index on the Idempotency-Key records (${expiry.ttlRefused}); periodic sweeps delete expired ones`)
-    if (options.onEvent !== undefined) {
-      const deliveries = db.collection(deliveryCollection)
-      await Promise.all([
-        deliveries.createIndex({ pending: 1, position: 1, _id: 1 }, { name: 'pending_1_position_1__id_1' }),
-        deliveries.createIndex({ deliveredAt: 1 }, { name: 'deliveredAt_1' })
-      ])
-    }
   }
   fastify.decorate('orgPhoneNumbers', store)
   fastify.decorate('orgPhoneNumbersRouteCache', cached?.status ?? null)
@@ -111,20 +93,9 @@ async function orgPhoneNumbers (fastify: FastifyInstance, options: OrgPhoneNumbe
   fastify.addHook('onReady', async () => {
     cached?.start(fastify.log)
     stopIdempotencySweeps = startIdempotencySweeps(idempotency, Math.min(Math.max(idempotencyTtlMs, 1000), IDEMPOTENCY_SWEEP_MAX_MS), fastify.log)
-    services = startEventServices({
-      store,
-      db,
-      log: fastify.log,
-      instanceId,
-      sweepIntervalMs: options.eventSweepIntervalMs ?? DEFAULT_OPTIONS.eventSweepIntervalMs,
-      visibilityDelayMs,
-      retentionDays: options.eventRetentionDays,
-      onEvent: options.onEvent,
-      onDeliveryFailure: options.onDeliveryFailure,
-      delivery: { ...options.eventDelivery, collection: deliveryCollection }
-    })
+    store.start()
   })
-  fastify.addHook('onClose', async () => { await Promise.all([services?.stop(), cached?.stop(), stopIdempotencySweeps?.()]) })
+  fastify.addHook('onClose', async () => { await Promise.all([store.stop(), cached?.stop(), stopIdempotencySweeps?.()]) })
 
   await fastify.register(async function phoneNumbersContext (context) {
     useStrictJsonBodies(context)

@@ -1,45 +1,28 @@
 /**
- * The plugin's options: their type, their defaults (one object, reused by the
- * standalone server's configuration) and the checks run at registration, each
- * failing with a message that says what to change.
+ * The plugin's options: their type (the store's, plus the HTTP side's),
+ * their defaults (one object, reused by the standalone server's
+ * configuration) and the checks run at registration, each failing with a
+ * message that says what to change.
  */
 import type { Db } from 'mongodb'
-import { DEFAULT_STORE_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS } from '../../src/domain/store.js'
+import { DEFAULT_STORE_OPTIONS, isReservedUserField, isValidName, RESERVED_USER_FIELDS, type PhoneNumberStoreOptions } from '../../src/domain/store.js'
 import type { CallerClaims, PhoneNumbersAuthOptions } from './auth.js'
-import type { EventHandler } from '../../src/domain/event-delivery.js'
 import type { RouteCacheOptions } from './route-cache.js'
 
 export const DEFAULT_OPTIONS = {
   ...DEFAULT_STORE_OPTIONS,
   bodyLimit: 16_384,
-  deliveriesCollection: 'phoneNumberEventDeliveries',
-  eventSweepIntervalMs: 30_000,
   idempotencyCollection: 'phoneNumberIdempotency',
   idempotencyTtlMs: 86_400_000,
   idempotencyLeaseMs: 60_000
 } as const
 
-/** How events reach `onEvent`; every field has a default. */
-export interface EventDeliveryOptions {
-  /** Collection of the pending deliveries. Default `phoneNumberEventDeliveries`. */
-  collection?: string | undefined
-  /** How long one attempt owns its event, in ms; the handler's signal aborts at half of it. Default 30000. */
-  leaseMs?: number | undefined
-  /** Attempts running at once (for different numbers). Default 8. */
-  concurrency?: number | undefined
-  /** Attempts before an event is marked failed and left for an operator. Default 25. */
-  maxAttempts?: number | undefined
-  /** First retry pause in ms, doubled per attempt (with full jitter). Default 1000. */
-  retryBaseMs?: number | undefined
-  /** Longest retry pause in ms. Default 300000. */
-  retryMaxMs?: number | undefined
-  /** How often pending deliveries are looked for (retries, other processes' events), in ms. Default 1000. */
-  pollIntervalMs?: number | undefined
-  /** How long a delivered event's document is kept, so that a late second copy of it is not delivered again, in ms. Default 900000. */
-  keepDeliveredMs?: number | undefined
-}
-
-export interface OrgPhoneNumbersOptions {
+/**
+ * The store's options (collections, field, write limits, the change log and
+ * its delivery: documented once, in src/domain/store-options.ts) and what
+ * only the HTTP side needs. The plugin hands the store its logger.
+ */
+export interface OrgPhoneNumbersOptions extends Omit<PhoneNumberStoreOptions, 'log'> {
   /** How callers authenticate. Required. */
   auth: PhoneNumbersAuthOptions
   /** Database to use. Default: `fastify.mongo.db` from @fastify/mongodb, registered before this plugin. */
@@ -52,12 +35,6 @@ export interface OrgPhoneNumbersOptions {
    * Give each registration its own when several share one document. Default `''`.
    */
   operationIdPrefix?: string | undefined
-  /** Users collection. Default `DEFAULT_OPTIONS.usersCollection` (`users`). */
-  usersCollection?: string | undefined
-  /** Organizations collection. Default `organizations`. */
-  organizationsCollection?: string | undefined
-  /** User field holding the assignments array. Default `phoneNumbers`. */
-  phoneNumbersField?: string | undefined
   /** Who may call the API. Default: `claims.role === 'SUPERADMIN'`. */
   isSuperAdmin?: ((claims: CallerClaims) => boolean) | undefined
   /**
@@ -65,10 +42,6 @@ export interface OrgPhoneNumbersOptions {
    * example a telephony gateway's service token. Default: `isSuperAdmin`.
    */
   canLookUpInboundRoutes?: ((claims: CallerClaims) => boolean) | undefined
-  /** Collection of the number claims (which organization holds a number, which assignment routes it). Default `phoneNumberClaims`. */
-  claimsCollection?: string | undefined
-  /** How long a step another server process recorded on a number is given to land before this process fences it and goes on, in ms. Default 100. */
-  inFlightGraceMs?: number | undefined
   /**
    * Key that signs the listing's cursors (32+ characters or bytes). Default:
    * derived from `auth.secret`, so every process of a deployment accepts the
@@ -78,40 +51,12 @@ export interface OrgPhoneNumbersOptions {
   cursorSecret?: string | Buffer | undefined
   /** Re-check the caller's role in the users collection on every request (one extra query). Default false. */
   verifyRoleInDatabase?: boolean | undefined
-  /** Create the indexes the store relies on at startup. Default true. */
+  /** Create the indexes the store relies on at startup (src/domain/store-indexes.ts). Default true. */
   createIndexes?: boolean | undefined
   /** Largest accepted request body, in bytes. Default `DEFAULT_OPTIONS.bodyLimit` (16384). */
   bodyLimit?: number | undefined
-  /** Compare-and-swap attempts per write under contention before answering 409. Default 10. */
-  maxWriteAttempts?: number | undefined
-  /** Most numbers one user may hold; a new one beyond it answers 409 "Phone number limit reached". Default 100. */
-  maxNumbersPerUser?: number | undefined
   /** Also serve GET /openapi.json and /openapi.yaml. Default false. */
   serveOpenapi?: boolean | undefined
-  /** Collection of the change log. Default `phoneNumberEvents`. */
-  eventsCollection?: string | undefined
-  /** The log shows events at least this old, in ms, so that none lands behind a reader's cursor. Default 1000. */
-  eventVisibilityDelayMs?: number | undefined
-  /** Delete events older than this many days (checked hourly). Default: keep them. */
-  eventRetentionDays?: number | undefined
-  /** How often events a crashed process left in user documents are looked for, in ms. Default 30000. */
-  eventSweepIntervalMs?: number | undefined
-  /**
-   * Called with every change event after it is in the log, at least once
-   * (de-duplicate on `event.id`), off the request path: a slow or throwing
-   * handler never affects a request. A throw (or no answer within half the
-   * lease) is retried with backoff; events of one number are handed over in
-   * order. Pending events are kept in the database, so they survive a restart
-   * and are shared by the processes of one database.
-   */
-  onEvent?: EventHandler | undefined
-  eventDelivery?: EventDeliveryOptions | undefined
-  /** Called each time a delivery to `onEvent` fails (it is logged and retried), e.g. to count failures; must not throw. */
-  onDeliveryFailure?: ((error: unknown, eventId: string | undefined) => void) | undefined
-  /** Called each time a compare-and-swap write of a user document misses and is retried, e.g. to count contention; must not throw. */
-  onWriteRetry?: (() => void) | undefined
-  /** Names this process to the others sharing the database (claims and delivery leases record it). Default: a random UUID. */
-  instanceId?: string | undefined
   /**
    * An in-process cache of the inbound-route lookup (docs/route-cache.md):
    * `true` or its settings. Off by default: a host that looks routes up from

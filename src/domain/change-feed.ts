@@ -6,6 +6,7 @@
  */
 import type { Collection } from 'mongodb'
 import type { LoggedEvent } from './change-events.js'
+import { ensureChangeFeedIndexes } from './store-indexes.js'
 
 /** The fields a follower needs of an event: which number changed, and its place. */
 export type FeedEvent = Pick<LoggedEvent, '_id' | 'phoneNumber' | 'position'>
@@ -30,7 +31,7 @@ export function createChangeFeed (events: Collection<LoggedEvent>): ChangeFeed {
   }
 
   async function ensureIndexes (): Promise<void> {
-    await events.createIndex({ position: 1, _id: 1 }, { name: 'position_1__id_1' })
+    await ensureChangeFeedIndexes(events)
   }
 
   return { read, holds, ensureIndexes }

@@ -40,7 +40,6 @@ export interface EventLog {
   page (organizationId: ObjectId, filter: EventFilter, request: EventPageRequest): Promise<EventPage>
   /** Drops the events recorded before `cutoff`; returns how many. */
   expire (cutoff: Date): Promise<number>
-  ensureIndexes (): Promise<void>
 }
 
 export function createEventLog (events: Collection<LoggedEvent>, options: EventLogOptions): EventLog {
@@ -72,14 +71,5 @@ export function createEventLog (events: Collection<LoggedEvent>, options: EventL
     return deletedCount
   }
 
-  async function ensureIndexes (): Promise<void> {
-    await Promise.all([
-      events.createIndex({ organizationId: 1, position: 1, _id: 1 }, { name: 'organizationId_1_position_1__id_1' }),
-      events.createIndex({ organizationId: 1, phoneNumber: 1, position: 1 }, { name: 'organizationId_1_phoneNumber_1_position_1' }),
-      // Retention deletes by age (a plain index: TTL indexes are missing from some MongoDB-wire backends).
-      events.createIndex({ recordedAt: 1 }, { name: 'recordedAt_1' })
-    ])
-  }
-
-  return { page, expire, ensureIndexes }
+  return { page, expire }
 }

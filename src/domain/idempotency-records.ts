@@ -11,6 +11,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type { Collection, Db } from 'mongodb'
+import { ensureIdempotencyIndexes, type ExpiryIndex } from './store-indexes.js'
 
 /** The answer kept for replays. */
 export interface KeptAnswer {
@@ -55,7 +56,7 @@ export interface IdempotencyRecords {
   /** Deletes the expired records; returns how many. */
   sweepExpired (now?: Date): Promise<number>
   /** Creates the expiry index: a TTL index where the backend accepts one, else a plain one (`ttlRefused` says why). */
-  ensureIndexes (): Promise<{ ttl: true } | { ttl: false, ttlRefused: string }>
+  ensureIndexes (): Promise<ExpiryIndex>
 }
 
 /** `_id` of the record of `key` in `scope` (caller, organization, method, path). */
@@ -135,15 +136,8 @@ export function createIdempotencyRecords (db: Db, options: IdempotencyRecordsOpt
     return (await records.deleteMany({ expiresAt: { $lte: now } })).deletedCount
   }
 
-  async function ensureIndexes (): Promise<{ ttl: true } | { ttl: false, ttlRefused: string }> {
-    try {
-      await records.createIndex({ expiresAt: 1 }, { name: 'expiresAt_1', expireAfterSeconds: 0 })
-      return { ttl: true }
-    } catch (error) {
-      // The backend has no TTL indexes (or refuses this one): sweeps and the read-time check do the expiry.
-      await records.createIndex({ expiresAt: 1 }, { name: 'expiresAt_1' })
-      return { ttl: false, ttlRefused: error instanceof Error ? error.message : String(error) }
-    }
+  async function ensureIndexes (): Promise<ExpiryIndex> {
+    return await ensureIdempotencyIndexes(records)
   }
 
   return { begin, complete, abandon, sweepExpired, ensureIndexes }

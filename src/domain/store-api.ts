@@ -1,7 +1,7 @@
 /**
- * The store's public contract: its options and defaults, what each operation
- * answers, and the interface itself. store.ts implements it; everything here
- * is re-exported from there.
+ * The store's public contract: what each operation answers, and the
+ * interface itself (its options are in store-options.ts). store.ts implements
+ * it; everything here is re-exported from there.
  */
 import type { ObjectId } from 'mongodb'
 import type { AssignmentInput, AssignmentKey, Provider, StoredAssignment } from './assignments.js'
@@ -10,56 +10,6 @@ import type { ListFilter, ListPosition } from './listing.js'
 import type { ChangeContext } from './change-events.js'
 import type { EventFilter, EventPage, EventPageRequest } from './event-log.js'
 import type { ChangeFeed } from './change-feed.js'
-
-export interface PhoneNumberStoreOptions {
-  /** Users collection; each user has `organizationId` (ObjectId) and the assignments array. Default `users`. */
-  usersCollection?: string | undefined
-  /** Organizations collection, looked up by `_id`. Default `organizations`. */
-  organizationsCollection?: string | undefined
-  /** Field of the user document holding the array. Default `phoneNumbers`. */
-  phoneNumbersField?: string | undefined
-  /** Collection of the number claims (one document per number: its organization and inbound route). Default `phoneNumberClaims`. */
-  claimsCollection?: string | undefined
-  /** Compare-and-swap attempts before giving up with `conflict`. Default 10. */
-  maxWriteAttempts?: number | undefined
-  /**
-   * Most entries one user may hold; assigning a new number beyond it is refused
-   * (`limit-reached`). Keeps a user document far from MongoDB's 16 MB and every
-   * rewrite of the array cheap. A user already above it keeps updating and
-   * removing. Default 100.
-   */
-  maxNumbersPerUser?: number | undefined
-  /**
-   * How long a step another server process recorded on a number's claim is
-   * given to land before this store fences it (makes it miss for good) and
-   * goes on, in ms. Only a writer really in flight is waited for, and only
-   * this long. Default 100.
-   */
-  inFlightGraceMs?: number | undefined
-  /** Collection of the change log (one document per stored change). Default `phoneNumberEvents`. */
-  eventsCollection?: string | undefined
-  /**
-   * The log shows events at least this old, in ms, so that an event a slow
-   * flush inserts late never lands behind a reader's cursor (see
-   * event-log.ts). Default 1000.
-   */
-  eventVisibilityDelayMs?: number | undefined
-  /** Collection of pending deliveries; set it to have flushed events queued there for delivery. Default: none. */
-  deliveriesCollection?: string | undefined
-  /** Called after a flush put events in the log (and the deliveries collection). */
-  onEventsLogged?: ((count: number) => void) | undefined
-  /** Called each time a compare-and-swap write of a user document misses and is tried again (for metrics); must not throw. */
-  onWriteRetry?: (() => void) | undefined
-  /** Errors of the background work (moving events to the log); the work is retried. */
-  onBackgroundError?: ((error: unknown) => void) | undefined
-  /** Identifies this store to the others sharing the database (claims record it). Default: a random UUID. */
-  instanceId?: string | undefined
-  /**
-   * Called after each step of a multi-step write; a throw stops the
-   * operation there, as a crash would. For tests of crash recovery.
-   */
-  onStep?: ((step: StoreStep) => void | Promise<void>) | undefined
-}
 
 /** The points between the database writes of an operation (see `onStep`). */
 export type StoreStep =
@@ -200,8 +150,17 @@ export interface PhoneNumberStore {
    * holds otherwise.
    */
   repairClaim (phoneNumber: string): Promise<ClaimRepair>
-  /** Creates the indexes every lookup above relies on; safe to call repeatedly. */
+  /** Creates the indexes every lookup above relies on (store-indexes.ts); safe to call repeatedly. */
   ensureIndexes (): Promise<void>
+  /**
+   * Starts the background work (store-background.ts): moving events a crashed
+   * process left in user documents to the log (now, then every
+   * `eventSweepIntervalMs`), retention, and delivery to `onEvent`. The plugin
+   * calls it when the server is ready; a worker or script calls it itself.
+   */
+  start (): void
+  /** Stops the background work and waits (up to 5 s) for this store's recorded events to reach the log. */
+  stop (): Promise<void>
 }
 
 /** What `repairClaim` did. */
@@ -212,27 +171,3 @@ export interface ClaimRepair {
 
 /** A user document as stored, without the numbers; other code may store any shape there. */
 export type StoredCaller = Readonly<Record<string, unknown>>
-
-export const DEFAULT_STORE_OPTIONS = {
-  usersCollection: 'users',
-  organizationsCollection: 'organizations',
-  phoneNumbersField: 'phoneNumbers',
-  claimsCollection: 'phoneNumberClaims',
-  maxWriteAttempts: 10,
-  maxNumbersPerUser: 100,
-  inFlightGraceMs: 100,
-  eventsCollection: 'phoneNumberEvents',
-  eventVisibilityDelayMs: 1000
-} as const
-
-/** A usable collection or field name: non-empty, without '$', '.' or NUL (MongoDB reserves them). */
-export function isValidName (value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && !/[$.\0]/.test(value)
-}
-
-/** User fields the store reads besides the assignments: the assignments field must not be one of them. */
-export const RESERVED_USER_FIELDS: readonly string[] = Object.freeze(['_id', 'organizationId', 'role', 'roles'])
-
-export function isReservedUserField (name: string): boolean {
-  return RESERVED_USER_FIELDS.includes(name)
-}

@@ -386,16 +386,16 @@ function exportTargets (value: unknown): string[] {
   return []
 }
 
-t.test('the tarball ships the plugin, the domain, the schemas and the contract, nothing else', async (t) => {
+t.test('the tarball ships the plugin, the domain, the integrity check, the schemas and the contract, nothing else', async (t) => {
   const { files, dryRunFiles, size, unpackedSize, packMs, dryRunMs } = await packed
   const paths = files.map((file) => file.path).sort()
   t.comment(`npm pack (prepack build included): ${packMs} ms; npm pack --dry-run: ${dryRunMs} ms; ${paths.length} files, ${size} bytes packed, ${unpackedSize} unpacked`)
   t.same(dryRunFiles, paths, 'npm pack --dry-run lists the same files as the real pack')
 
-  const allowed = /^(dist\/(plugins|src\/domain|schemas)\/[\w/-]+\.(js|d\.ts)|schemas\/openapi\.yaml|package\.json|README\.md|LICENSE)$/
-  t.same(paths.filter((path) => !allowed.test(path)), [], 'only dist/plugins, dist/src/domain, dist/schemas, schemas/openapi.yaml, package.json and README')
-  const unwanted = /embedded-mongo|java|pom\.xml|(^|\/)bench\/|(^|\/)scripts\/|standalone|\.map$|(^|\/)test\//i
-  t.same(paths.filter((path) => unwanted.test(path)), [], 'no embedded-mongo, Java, bench, scripts, standalone, test or source-map files')
+  const allowed = /^(dist\/(plugins|src\/domain|tools\/integrity|schemas)\/[\w/-]+\.(js|d\.ts)|schemas\/openapi\.yaml|package\.json|README\.md|LICENSE)$/
+  t.same(paths.filter((path) => !allowed.test(path)), [], 'only dist/plugins, dist/src/domain, dist/tools/integrity, dist/schemas, schemas/openapi.yaml, package.json and README')
+  const unwanted = /embedded-mongo|dev-database|java|pom\.xml|(^|\/)bench\/|(^|\/)scripts\/|(^|\/)server\/|standalone|tokens|\.map$|(^|\/)test\//i
+  t.same(paths.filter((path) => unwanted.test(path)), [], 'no development database, Java, bench, scripts, server, token signer, test or source-map files')
 
   const targets = [...exportTargets(manifest.exports), manifest.main, manifest.types].map((target) => target.replace(/^\.\//, ''))
   for (const target of new Set(targets)) t.ok(paths.includes(target), `${target} is in the tarball`)
@@ -429,6 +429,7 @@ interface PluginReport {
   holder: { userId: string, isObjectId: boolean } | null
   hostJwtKeys: string[]
   hostVerifies: boolean
+  integrity?: { ok: boolean, scannedNumbers: number }
   error?: string
 }
 interface ClientReport {
@@ -477,6 +478,7 @@ async function checkPluginHost (t: Test, host: Host): Promise<void> {
   t.match(steps['list (useHostJwt)'], { status: 200, body: { phoneNumbers: [{ phoneNumber: PHONE_NUMBER }] } }, 'auth.useHostJwt verifies with the host\'s @fastify/jwt')
   t.same(report.holder, { userId: report.ids?.userId, isObjectId: true }, 'app.orgPhoneNumbers.findHolder returns the host\'s ObjectId')
   t.ok(report.hostJwtKeys.includes('orgPhoneNumbers') && report.hostVerifies, 'the host\'s app.jwt keeps working and gains the plugin\'s namespace')
+  t.same(report.integrity, { ok: true, scannedNumbers: 1 }, 'fastify-org-phone-numbers/integrity resolves in the host, and its check sees the assigned number')
 
   // Read back through this test's own connection: the write really reached the database.
   const user = report.ids === undefined || host.db === undefined ? null : await host.db.collection('users').findOne({ _id: new ObjectId(report.ids.userId) })
