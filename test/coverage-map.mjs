@@ -17,6 +17,7 @@ const ONLY = {
   'test/server/ownership-transfer.test.ts': null,
   'test/server/ownership-lookup.test.ts': null,
   'test/server/two-processes.test.ts': null,
+  'test/server/docs-curl.test.ts': null,
   'test/tools/integrity.test.ts': ['src/domain/**/*.ts', 'tools/**/*.ts'],
   'test/server/docs-page.test.ts': ['server/docs.ts']
 }

@@ -101,7 +101,9 @@ const CURRENT: Record<string, string> = {
   'openapi-typescript': locked('openapi-typescript')
 }
 
-const readmeText = await readFile(join(root, 'README.md'), 'utf8')
+// The README and the pages of docs/ it links to: their examples are checked alike.
+const docsPages = (await readdir(join(root, 'docs'))).filter((name) => name.endsWith('.md')).sort().map((name) => join('docs', name))
+const readmeText = (await Promise.all(['README.md', ...docsPages].map(async (page) => await readFile(join(root, page), 'utf8')))).join('\n')
 /** Every ```ts block of the README: each is a complete module a user may paste. */
 const readmeSnippets = [...readmeText.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
 /** The README's command that generates a client's own types from the shipped openapi.yaml, run as written. */
