@@ -10,18 +10,7 @@ import type { StoredEvent } from './change-events.js'
 import type { ClaimWriter, TouchScope } from './number-claims.js'
 import { holdersOf, isSameObjectId } from './number-holders.js'
 import { RERUN, ruleViolation } from './number-ownership.js'
-import {
-  ASSIGNMENT_NOT_FOUND,
-  claimFor,
-  describeChanges,
-  limitReached,
-  ORGANIZATION_NOT_FOUND,
-  pick,
-  refuseAfterTouch,
-  REMOVED,
-  type OperationContext,
-  type RunOutcome
-} from './number-operation.js'
+import { ASSIGNMENT_NOT_FOUND, claimFor, describeChanges, limitReached, ORGANIZATION_NOT_FOUND, pick, refuseAfterTouch, REMOVED, type OperationContext, type RunOutcome } from './number-operation.js'
 import type { AssignResult, ChangeOptions, RemoveResult } from './store-api.js'
 import type { CONFLICT } from './user-writes.js'
 

@@ -11,18 +11,7 @@ import { createEvent, eventsBetween, type StoredEvent } from './change-events.js
 import type { ClaimWriter, TouchScope } from './number-claims.js'
 import { holdersOf, isAssignment } from './number-holders.js'
 import { RERUN, ruleViolation } from './number-ownership.js'
-import {
-  ALREADY_HELD,
-  ASSIGNMENT_NOT_FOUND,
-  claimFor,
-  limitReached,
-  ORGANIZATION_NOT_FOUND,
-  pick,
-  refuseAfterTouch,
-  REMOVED,
-  type OperationContext,
-  type RunOutcome
-} from './number-operation.js'
+import { ALREADY_HELD, ASSIGNMENT_NOT_FOUND, claimFor, limitReached, ORGANIZATION_NOT_FOUND, pick, refuseAfterTouch, REMOVED, type OperationContext, type RunOutcome } from './number-operation.js'
 import type { ChangeOptions, TransferInput, TransferResult } from './store-api.js'
 
 /** Says which of the transfer's users a missing-user failure is about. */
