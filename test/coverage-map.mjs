@@ -12,13 +12,16 @@ const ONLY = {
   'test/server/tracing.test.ts': ['server/tracing/settings.ts'],
   'test/server/development-database.test.ts': ['server/config.ts', 'server/development-database.ts'],
   'test/server/standalone-contract.test.ts': null,
-  'test/server/hardening.test.ts': null,
+  'test/server/hardening-running-server.test.ts': null,
+  'test/server/hardening-startup.test.ts': null,
   'test/server/ownership-rules.test.ts': null,
   'test/server/ownership-transfer.test.ts': null,
   'test/server/ownership-lookup.test.ts': null,
   'test/server/two-processes.test.ts': null,
   'test/server/docs-curl.test.ts': null,
-  'test/tools/integrity.test.ts': ['src/domain/**/*.ts', 'tools/**/*.ts'],
+  'test/tools/integrity-check.test.ts': ['src/domain/**/*.ts', 'tools/**/*.ts'],
+  'test/tools/integrity-repair.test.ts': ['src/domain/**/*.ts', 'tools/**/*.ts'],
+  'test/tools/integrity-cli.test.ts': ['src/domain/**/*.ts', 'tools/**/*.ts'],
   'test/server/docs-page.test.ts': ['server/docs.ts']
 }
 

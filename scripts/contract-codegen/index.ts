@@ -23,7 +23,7 @@
  * None produces a JSON Schema equal to the contract's, which is what Fastify
  * validates and serialises with, so schema-to-typebox.ts emits exactly the
  * keywords of the contract and nothing else
- * (test/contract/contract-equivalence.test.ts proves the equality). It supports the OpenAPI 3.0 subset this project uses
+ * (test/contract/contract-equivalence-schemas.test.ts proves the equality). It supports the OpenAPI 3.0 subset this project uses
  * and throws on anything else rather than silently dropping a constraint.
  */
 export { BANNER, ContractCodegenError, OUTPUT_PATHS, YAML_PATH } from './common.js'

@@ -36,19 +36,22 @@
  * mongo-java-server only, like ownership.ts: several server processes on one
  * FerretDB 1.24 are unsupported.
  *
+ * The receiver is in events-receiver.ts, the request record and the checks in events-checks.ts.
+ *
  *   npx tsx scripts/reliability/events.ts
  */
-import { createHmac, timingSafeEqual } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import http from 'node:http'
+import type http from 'node:http'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { PROVIDERS, type Provider } from '../../src/domain/assignments.js'
-import { freePort, startMongo } from '../../dev-database/index.js'
+import { startMongo } from '../../dev-database/index.js'
 import { uriForDatabase } from '../../test/helper-database.js'
 import { exited } from './children.js'
 import { seed, withDb } from './consistency.js'
+import { checkEvents, keyOf, type LoggedEvent, type Sample } from './events-checks.js'
+import { createReceiver } from './events-receiver.js'
 import { RequestFailure, call, newAgent } from './http-client.js'
 import { envNumber, finish, log, percentile } from './report.js'
 import { JWT_SECRET, startServer, type ServerProcess } from './server-process.js'
@@ -74,71 +77,6 @@ const OUTBOX = 'phoneNumbersOutbox'
 
 const rand = (n: number): number => Math.floor(Math.random() * n)
 const pickOne = <T>(list: readonly T[]): T => list[rand(list.length)]!
-const keyOf = (userId: string, provider: string, phoneNumber: string): string => `${userId}|${provider}|${phoneNumber}`
-
-// --- the receiver ------------------------------------------------------------------------
-interface Receipt { eventId: string, valid: boolean, at: number, bodyIdMatches: boolean }
-
-/** The receiver's own check (independent of plugins/phone-numbers/webhook.ts): HMAC over the raw bytes, timing-safe, fresh. */
-function signatureValid (timestamp: string | undefined, signature: string | undefined, raw: Buffer): boolean {
-  if (timestamp === undefined || signature === undefined || !/^\d{1,12}$/.test(timestamp)) return false
-  if (Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return false
-  const expected = Buffer.from(`sha256=${createHmac('sha256', WEBHOOK_SECRET).update(`${timestamp}.`).update(raw).digest('hex')}`)
-  const given = Buffer.from(signature)
-  return given.length === expected.length && timingSafeEqual(given, expected)
-}
-
-function header (request: http.IncomingMessage, name: string): string | undefined {
-  const value = request.headers[name]
-  return typeof value === 'string' ? value : undefined
-}
-
-function bodyIdOf (raw: Buffer): unknown {
-  try {
-    return (JSON.parse(raw.toString('utf8')) as { id?: unknown }).id
-  } catch {
-    return undefined
-  }
-}
-
-interface Receiver { port: number, receipts: Receipt[], start: () => Promise<void>, stop: () => Promise<void> }
-
-async function createReceiver (): Promise<Receiver> {
-  const port = await freePort()
-  const receipts: Receipt[] = []
-  let server: http.Server | undefined
-  const handle = (request: http.IncomingMessage, response: http.ServerResponse): void => {
-    const chunks: Buffer[] = []
-    request.on('data', (chunk: Buffer) => chunks.push(chunk))
-    request.once('end', () => {
-      const raw = Buffer.concat(chunks)
-      const eventId = header(request, 'x-event-id') ?? '(none)'
-      // Logged before answering: a receipt whose answer is lost (close, kill) is still a receipt.
-      receipts.push({ eventId, valid: signatureValid(header(request, 'x-timestamp'), header(request, 'x-signature'), raw), at: performance.now(), bodyIdMatches: bodyIdOf(raw) === eventId })
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
-    })
-  }
-  return {
-    port,
-    receipts,
-    start: async () => {
-      server = http.createServer(handle)
-      await new Promise<void>((resolve, reject) => {
-        server!.once('error', reject)
-        server!.listen(port, '127.0.0.1', () => resolve())
-      })
-    },
-    // Refuses new connections and drops the open ones (the servers' keep-alive sockets) at once.
-    stop: async () => {
-      const closing = server
-      if (closing === undefined) return
-      server = undefined
-      const closed = new Promise<void>((resolve) => closing.close(() => resolve()))
-      closing.closeAllConnections()
-      await closed
-    }
-  }
-}
 
 // --- the database, the receiver and the servers ------------------------------------------
 const mongo = await startMongo({ backend: 'java', log: (line) => log(`[java] ${line}`) })
@@ -146,7 +84,7 @@ const uri = uriForDatabase('events', mongo.uri)
 const seeded = await seed(uri, userCount)
 const authorization = `Bearer ${seeded.token}`
 const numbers = Array.from({ length: numberCount }, (_, i) => `+1416558${String(i).padStart(4, '0')}`)
-const receiver = await createReceiver()
+const receiver = await createReceiver(WEBHOOK_SECRET)
 await receiver.start()
 
 const serverEnv = {
@@ -168,24 +106,6 @@ log(`events: 2 servers (pids ${processes.map((s) => s.pid).join(', ')}) on mongo
   `${userCount} users, ${numberCount} numbers, ${connections} connections, ${seconds} s`)
 
 // --- the load ----------------------------------------------------------------------------
-type Op = 'assign' | 'remove'
-/** One request and its answer; times are performance.now() of this script, ms. */
-interface Sample {
-  id: string
-  op: Op
-  server: number
-  start: number
-  end: number
-  status: number
-  /** No HTTP answer: the transport error's code. */
-  failure?: string
-  error?: string
-  userId: string
-  provider: Provider
-  phoneNumber: string
-  label?: string
-}
-
 const samples: Sample[] = []
 const believed = new Map<string, { userId: string, provider: Provider, phoneNumber: string }>()
 const started = performance.now()
@@ -308,7 +228,6 @@ const drainSeconds = (performance.now() - drainStarted) / 1000
 log(`drain: ${drainSeconds.toFixed(1)} s, ${JSON.stringify(pending)}`)
 
 // --- the log, read directly --------------------------------------------------------------
-interface LoggedEvent { _id: string, type: string, userId: unknown, provider: string, phoneNumber: string, requestId: string | null, after: { label?: unknown } | null }
 const logged = await withDb(uri, async (db) => await db.collection<LoggedEvent>(EVENTS).find({}, { sort: { position: 1, _id: 1 } }).toArray())
 const failedDeliveries = await withDb(uri, async (db) => await db.collection(DELIVERIES).countDocuments({ failedAt: { $exists: true } }))
 
@@ -323,83 +242,10 @@ await mongo.stop()
 
 // --- checks --------------------------------------------------------------------------------
 const problems: string[] = []
-const byRequest = new Map<string, LoggedEvent[]>()
-for (const event of logged) if (event.requestId !== null) byRequest.set(event.requestId, [...(byRequest.get(event.requestId) ?? []), event])
-const sampleById = new Map(samples.map((s) => [s.id, s]))
-const ownEvents = (s: Sample): LoggedEvent[] => (byRequest.get(s.id) ?? []).filter((e) => keyOf(String(e.userId), e.provider, e.phoneNumber) === keyOf(s.userId, s.provider, s.phoneNumber))
-/** The event a 200 answer implies: an assign's type and label, a remove's type and no `after`. */
-const matches = (s: Sample, e: LoggedEvent): boolean => (s.op === 'assign'
-  ? ['assigned', 'updated'].includes(e.type) && e.after?.label === s.label
-  : e.type === 'removed' && e.after === null)
-
-const answered200 = samples.filter((s) => s.status === 200)
-// In flight at the SIGKILL (or otherwise unanswered): the change may or may not have been stored.
-const ambiguous = samples.filter((s) => s.failure !== undefined && s.failure !== 'ECONNREFUSED')
-const refused = samples.filter((s) => s.failure === 'ECONNREFUSED')
-let okRequests = 0
-for (const s of answered200) {
-  const own = ownEvents(s)
-  if (own.length === 1 && matches(s, own[0]!)) okRequests++
-  else if (problems.length < 20) problems.push(`${s.op} ${s.id} of ${keyOf(s.userId, s.provider, s.phoneNumber)} answered 200 with ${own.length} events of its own (${own.map((e) => `${e.type} label ${String(e.after?.label)}`).join(', ') || 'none'})`)
-}
-const missingOrWrong = answered200.length - okRequests
-// Other events of a 200 request: only 'updated' ones (a cleared default) are fine; isDefault false should leave none.
-let extraEvents = 0
-for (const s of answered200) {
-  const extras = (byRequest.get(s.id) ?? []).filter((e) => !ownEvents(s).includes(e))
-  extraEvents += extras.length
-  for (const e of extras) if (e.type !== 'updated') problems.push(`${s.id} also logged ${e.type} of ${e.phoneNumber} for user ${String(e.userId)}`)
-}
-let ambiguousWithEvent = 0
-let eventsOfOtherRequests = 0
-for (const [requestId, events] of byRequest) {
-  const s = sampleById.get(requestId)
-  if (s?.status === 200) continue
-  if (s !== undefined && ambiguous.includes(s) && events.length === ownEvents(s).length && events.length <= 1) {
-    ambiguousWithEvent++
-    continue
-  }
-  eventsOfOtherRequests += events.length
-  if (eventsOfOtherRequests <= 5) problems.push(`${events.length} event(s) with requestId ${requestId} (${s === undefined ? 'no such request' : `answered ${s.failure ?? s.status}`})`)
-}
-const withoutRequestId = logged.filter((e) => e.requestId === null).length
-if (withoutRequestId > 0) problems.push(`${withoutRequestId} events without a requestId`)
-if (eventsOfOtherRequests > 0) problems.push(`${eventsOfOtherRequests} events of requests that did not answer 200 and were not in flight at the SIGKILL`)
-
-const loggedIds = new Set(logged.map((e) => e._id))
-const duplicateIdsInLog = logged.length - loggedIds.size
-const receiptsById = new Map<string, number>()
-for (const r of receiver.receipts) receiptsById.set(r.eventId, (receiptsById.get(r.eventId) ?? 0) + 1)
-const neverReceived = logged.filter((e) => !receiptsById.has(e._id)).length
-const receivedNotLogged = [...receiptsById.keys()].filter((id) => !loggedIds.has(id)).length
-const invalidSignatures = receiver.receipts.filter((r) => !r.valid).length
-const bodyIdMismatches = receiver.receipts.filter((r) => !r.bodyIdMatches).length
-const duplicateDeliveries = [...receiptsById.values()].filter((n) => n > 1)
-// Per number, the log's order against the order of first receipt (only the oldest pending event of a number is attempted).
-const firstReceipt = new Map<string, number>()
-for (const [i, r] of receiver.receipts.entries()) if (!firstReceipt.has(r.eventId)) firstReceipt.set(r.eventId, i)
-let outOfOrder = 0
-const lastByNumber = new Map<string, number>()
-for (const e of logged) {
-  const index = firstReceipt.get(e._id)
-  if (index === undefined) continue
-  if (index < (lastByNumber.get(e.phoneNumber) ?? -1)) outOfOrder++
-  lastByNumber.set(e.phoneNumber, Math.max(index, lastByNumber.get(e.phoneNumber) ?? -1))
-}
-const failedAttempts = processes.reduce((n, p) => n + p.logs.filter((line) => String(line['msg']).includes('event delivery failed')).length, 0)
-const fiveXx = samples.filter((s) => s.status >= 500).length
-const byStatus: Record<string, number> = {}
-for (const s of samples) byStatus[`${s.op} ${s.failure ?? s.status}`] = (byStatus[`${s.op} ${s.failure ?? s.status}`] ?? 0) + 1
-
-if (fiveXx > 0) {
-  // Say why: the servers' own error lines (level 50 = error) name the failure behind a 5xx.
-  for (const p of processes) for (const line of p.logs.filter((l) => Number(l['level']) >= 50).slice(0, 5)) console.error(JSON.stringify(line).slice(0, 1500))
-}
-if (duplicateIdsInLog > 0) problems.push(`${duplicateIdsInLog} event ids twice in the log`)
-if (neverReceived > 0) problems.push(`${neverReceived} logged events never received by the webhook`)
-if (receivedNotLogged > 0) problems.push(`${receivedNotLogged} event ids received that the log does not hold`)
-if (invalidSignatures > 0) problems.push(`${invalidSignatures} requests with an invalid signature`)
-if (bodyIdMismatches > 0) problems.push(`${bodyIdMismatches} requests whose body id differs from X-Event-Id`)
+const {
+  answered200, ambiguous, refused, okRequests, missingOrWrong, extraEvents, ambiguousWithEvent, eventsOfOtherRequests, duplicateIdsInLog,
+  receiptsById, neverReceived, receivedNotLogged, invalidSignatures, bodyIdMismatches, duplicateDeliveries, outOfOrder, failedAttempts, fiveXx, byStatus
+} = checkEvents(samples, logged, receiver.receipts, processes, problems)
 if (pending.deliveries > 0) problems.push(`${pending.deliveries} deliveries left after ${drainS} s (${failedDeliveries} given up)`)
 if (pending.outboxUsers > 0) problems.push(`${pending.outboxUsers} users still hold events in their outbox`)
 if (fiveXx > 0) problems.push(`${fiveXx} answers with 5xx`)

@@ -1,7 +1,7 @@
 /**
  * Every route the standalone app registers is in the OpenAPI document with the
  * same method, path, parameters, body and responses, and every operation of
- * the document is registered. (contract-equivalence.test.ts proves the
+ * the document is registered. (contract-equivalence-schemas.test.ts proves the
  * generated schemas equal the document's; this closes the loop to Fastify.)
  */
 import Fastify, { type RouteOptions } from 'fastify'

@@ -1,7 +1,7 @@
 /**
  * A database with one of each kind of integrity problem, written straight
  * through the driver as other code (or a crash) would leave it. Used by
- * test/tools/integrity.test.ts and to produce docs/integrity-check-example.txt.
+ * test/tools/integrity-*.test.ts and to produce docs/integrity-check-example.txt.
  */
 import { ObjectId, type Db } from 'mongodb'
 

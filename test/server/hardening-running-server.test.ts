@@ -1,88 +1,21 @@
 /**
- * Findings of the security review (issue 14), each against the real standalone
- * server process: required issuer and audience, bounded slow and endless
- * requests, request-id rules, development mode with a real secret, and
- * configuration that must refuse to start.
+ * Findings of the security review (issue 14), against the running standalone
+ * server process: required issuer and audience, labels, the numbers cap,
+ * stored entries of other shapes, bounded slow and endless requests and
+ * request-id rules. Configuration that must refuse to start:
+ * hardening-startup.test.ts.
  */
 import { once } from 'node:events'
 import { ObjectId } from 'mongodb'
-import { createHmac } from 'node:crypto'
 import net from 'node:net'
 import t from 'tap'
 import { createTestDatabase, uriForDatabase } from '../helper-database.js'
-import { spawnStandalone, startStandalone, type StandaloneServer } from './helper-server.js'
+import { startStandalone } from './helper-server.js'
 import { createSigner, seedFixture } from '../helper.js'
+import { AUDIENCE, hs256, ISSUER, rawExchange, SECRET, stop } from './hardening-helper.js'
 
-// Three server processes, one of them on an embedded database it starts itself.
+// One server process, on a test database.
 t.setTimeout(180_000)
-
-const SECRET = 'hardening-secret-0123456789-abcdefghij-KLMNOP'
-const ISSUER = 'https://id.example'
-const AUDIENCE = 'phone-api'
-
-/** An HS256 token with exactly these claims (the signer would add its own exp). */
-function hs256 (payload: Record<string, unknown>): string {
-  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
-  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(payload)}`
-  return `${unsigned}.${createHmac('sha256', SECRET).update(unsigned).digest('base64url')}`
-}
-
-async function stop (server: StandaloneServer): Promise<void> {
-  if (server.child.exitCode !== null) return
-  const gone = once(server.child, 'close')
-  server.child.kill('SIGTERM')
-  await gone
-}
-
-interface RawExchange {
-  /** Everything the server sent. */
-  received: string
-  /** Milliseconds from the first byte sent until the server closed the socket (undefined: still open at the deadline). */
-  closedAfterMs: number | undefined
-  /** Body bytes the client managed to hand to the socket after the response began. */
-  bytesAfterResponse: number
-}
-
-/**
- * Sends `head` over a raw socket, then (if `bodyChunk` is given) keeps writing
- * it until the server closes the socket, `maxBodyBytes` is reached, or
- * `deadlineMs` passes.
- */
-async function rawExchange (port: number, head: string, options: { bodyChunk?: Buffer, maxBodyBytes?: number, deadlineMs: number }): Promise<RawExchange> {
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  const started = performance.now()
-  let received = ''
-  const state: { closedAfterMs: number | undefined } = { closedAfterMs: undefined }
-  let responseStarted = false
-  let bytesAfterResponse = 0
-  socket.on('data', (chunk: Buffer) => {
-    received += chunk.toString('latin1')
-    responseStarted = true
-  })
-  socket.on('error', () => {})
-  const closed = new Promise<void>((resolve) => socket.once('close', () => {
-    state.closedAfterMs = performance.now() - started
-    resolve()
-  }))
-  // events.once() would reject on the EPIPE a closed socket raises; this only waits.
-  const drained = (): Promise<void> => new Promise((resolve) => {
-    socket.once('drain', resolve)
-    socket.once('error', () => resolve())
-  })
-  socket.write(head)
-  const deadline = started + options.deadlineMs
-  let sent = 0
-  while (options.bodyChunk !== undefined && state.closedAfterMs === undefined && !socket.destroyed && sent < (options.maxBodyBytes ?? Infinity) && performance.now() < deadline) {
-    const flushed = socket.write(options.bodyChunk)
-    sent += options.bodyChunk.length
-    if (responseStarted) bytesAfterResponse += options.bodyChunk.length
-    if (!flushed) await Promise.race([drained(), closed, new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - performance.now())))])
-  }
-  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - performance.now())))])
-  socket.destroy()
-  return { received, closedAfterMs: state.closedAfterMs, bytesAfterResponse }
-}
 
 t.test('the running server', async (t) => {
   const { db, dbName } = await createTestDatabase(t)
@@ -302,52 +235,4 @@ t.test('the running server', async (t) => {
     socket.destroy()
     t.ok(closedAfterMs !== undefined && closedAfterMs < 1000 + 2500, `closed within HEADERS_TIMEOUT_MS plus the check interval (${Math.round(closedAfterMs ?? -1)} ms)`)
   })
-})
-
-t.test('a real JWT_SECRET without MONGODB_URI does not fall back to development mode', async (t) => {
-  const { child, stderr } = spawnStandalone({ MONGODB_URI: undefined, JWT_SECRET: SECRET, PORT: '0' })
-  const [code] = await once(child, 'close')
-  t.equal(code, 1, 'refuses to start')
-  t.match(stderr.join(''), /MONGODB_URI is not set, but JWT_SECRET is/)
-  t.notMatch(stderr.join(''), /export TOKEN=/, 'no token printed')
-})
-
-t.test('DEVELOPMENT_MODE=true with an operator secret runs the embedded database and prints no token', async (t) => {
-  const server = await startStandalone({ MONGODB_URI: undefined, JWT_SECRET: SECRET, DEVELOPMENT_MODE: 'true', LOG_LEVEL: 'warn' }, { startTimeoutMs: 180_000 })
-  // The banner comes after listen; give it a moment.
-  const deadline = Date.now() + 10_000
-  while (!/Development mode/.test(server.stderr.join('')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
-  await stop(server)
-  const printed = server.output()
-  t.match(printed, /No token is printed/, 'says why there is no token')
-  t.notMatch(printed, /export TOKEN=|eyJ[\w-]+\.eyJ/, 'no token anywhere in the output')
-})
-
-t.test('configuration that must not start: every problem listed, no stack trace', async (t) => {
-  const { child, stderr } = spawnStandalone({
-    MONGODB_URI: 'mongodb://127.0.0.1:1/bad%E0%A4%Aname',
-    JWT_SECRET: 'a'.repeat(32),
-    PORT: '0x10',
-    BODY_LIMIT: '1e3',
-    PHONE_NUMBERS_FIELD: 'role',
-    MONGODB_DATABASE: 'with.dot'
-  })
-  const [code] = await once(child, 'close')
-  const printed = stderr.join('')
-  t.equal(code, 1)
-  t.match(printed, /^Invalid configuration:/m)
-  t.match(printed, /MONGODB_URI has a broken %-escape/)
-  t.match(printed, /JWT_SECRET looks guessable/)
-  t.match(printed, /PORT=0x10 must be an integer/)
-  t.match(printed, /BODY_LIMIT=1e3 must be an integer/)
-  t.match(printed, /PHONE_NUMBERS_FIELD=role would overwrite a user field/)
-  t.match(printed, /MONGODB_DATABASE=with\.dot must not contain/)
-  t.notMatch(printed, /\n\s+at /, 'no stack trace')
-
-  const spaces = spawnStandalone({ MONGODB_URI: 'mongodb://127.0.0.1:1/ok', JWT_SECRET: ' '.repeat(40), PORT: '0' })
-  await once(spaces.child, 'close')
-  t.match(spaces.stderr.join(''), /JWT_SECRET must not start or end with white space|JWT_SECRET looks guessable/, '40 spaces are refused')
-  const dotted = spawnStandalone({ MONGODB_URI: 'mongodb://127.0.0.1:1/a.b', JWT_SECRET: SECRET, PORT: '0' })
-  await once(dotted.child, 'close')
-  t.match(dotted.stderr.join(''), /MONGODB_URI names the database "a\.b"/, 'a database name with a dot in the URI is refused')
 })
