@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseBackendName, startMongo } from '../dev-database/index.js'
 import { ensureChromium } from './ensure-chromium.js'
+import { FailureDigest } from './tap-failures.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const tapBin = join(root, 'node_modules', '.bin', 'tap')
@@ -30,11 +31,15 @@ const tap = spawn(tapBin, process.argv.slice(2), {
   },
 })
 
-// tap's output passes through unchanged; its tail is kept for the closing summary.
+// tap's output passes through unchanged; its tail is kept for the closing summary, and each
+// failure is kept too, because CI logs are often cut to their last lines (after the coverage table).
 let tail = ''
+const failures = new FailureDigest()
 tap.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk)
-  tail = (tail + chunk.toString('utf8')).slice(-4096)
+  const text = chunk.toString('utf8')
+  tail = (tail + text).slice(-4096)
+  failures.read(text)
 })
 
 // On Ctrl-C / kill: pass the signal to tap and let it finish, then stop the database below.
@@ -57,6 +62,8 @@ const exitCode = await new Promise<number>((resolve) => {
   })
 })
 
+const digest = failures.report()
+if (digest !== '') console.log(digest)
 const summary = closingSummary(tail)
 if (summary !== undefined) console.log(summary)
 

@@ -22,6 +22,8 @@ export const ALREADY_HELD = { status: 'already-held' } as const
 export const REMOVED = { status: 'removed' } as const
 /** Runs of one operation: a rerun follows a fenced step, a step resolved in the way, or a transfer recovered. */
 const MAX_RUNS = 6
+/** Runs started again after a command the driver never sent (see `wasNeverSent`). */
+const MAX_UNSENT_RETRIES = 2
 
 /** What one run of an operation answers besides its result: run again, or recover a transfer first. */
 export type RunOutcome = typeof RERUN | { status: 'recover', claim: ClaimDocument } | { status: 'fenced' }
@@ -80,8 +82,22 @@ export async function refuseAfterTouch<Refusal> (context: OperationContext, refu
   return refusal
 }
 
+/**
+ * The driver labels an error `PoolRequestedRetry` when its connection pool was
+ * cleared (another operation on it failed on the network) while the command
+ * waited to check out a connection: the command never reached the server.
+ * The driver retries such writes only on a replica set (retryable writes);
+ * on a standalone server, or with `retryWrites=false`, the store does it.
+ */
+function wasNeverSent (error: unknown): boolean {
+  // Read by shape, not `instanceof`: the host's driver may be another copy of mongodb than ours.
+  const hasErrorLabel = (error as { hasErrorLabel?: unknown } | null)?.hasErrorLabel
+  return typeof hasErrorLabel === 'function' && hasErrorLabel.call(error, 'PoolRequestedRetry') === true
+}
+
 export interface NumberRunnerOptions {
   claims: NumberClaims
+  writes: UserWrites
   ownership: NumberOwnership
   queueByNumber: PerKeyQueue
   availability: DatabaseAvailability
@@ -95,21 +111,35 @@ export type NumberRunner = <Result>(phoneNumber: string, userIds: readonly Objec
  * a run whose step was fenced, or that had to resolve another process's
  * step, starts again with a new step. A run that throws leaves its step
  * to be fenced before the number is used again (its write may be on its way).
+ * A run that threw because a command was never sent, before any user write
+ * of its step was sent, is started again after that fence: every write it
+ * may have made before (claim touches) belongs to the fenced step, so the
+ * new run reads the number as if the failed one had never started. After
+ * a user write, it throws: the change may have landed, and a new run would
+ * report on the state it left (a removal would answer not found).
  */
-export function createNumberRunner ({ claims, ownership, queueByNumber, availability }: NumberRunnerOptions): NumberRunner {
+export function createNumberRunner ({ claims, writes, ownership, queueByNumber, availability }: NumberRunnerOptions): NumberRunner {
   return async <Result>(phoneNumber: string, userIds: readonly ObjectId[], run: (writer: ClaimWriter) => Promise<Result | RunOutcome>): Promise<Result | typeof CONFLICT> => {
     return await queueByNumber(phoneNumber, async () => {
       availability.check()
       await ownership.fenceLostStep(phoneNumber)
+      let unsentRetries = 0
       for (let attempt = 1; attempt <= MAX_RUNS; attempt++) {
         const writer = claims.newWriter(userIds)
         let outcome: Result | RunOutcome
+        writes.watchStep(writer.id)
         try {
           outcome = await run(writer)
         } catch (error) {
           ownership.lost(phoneNumber, writer)
-          throw error
+          const { sentUserWrite } = writes.endWatch(writer.id)
+          if (sentUserWrite || !wasNeverSent(error) || unsentRetries >= MAX_UNSENT_RETRIES) throw error
+          unsentRetries++
+          await sleep(backoffMs(attempt))
+          await ownership.fenceLostStep(phoneNumber)
+          continue
         }
+        writes.endWatch(writer.id)
         const status = (outcome as { status?: unknown }).status
         if (status === 'recover') await ownership.recoverTransfer((outcome as { claim: ClaimDocument }).claim)
         else if (status === 'rerun' || status === 'fenced') await sleep(backoffMs(attempt))

@@ -117,7 +117,7 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
     onUser,
     recorded: (userId, events) => outbox.recorded(userId, events)
   })
-  const onNumber = createNumberRunner({ claims, ownership, queueByNumber, availability })
+  const onNumber = createNumberRunner({ claims, writes, ownership, queueByNumber, availability })
 
   /** Runs `task` holding the queues of all these users (taken in one order, so two such calls never wait on each other). */
   async function withUsers<T> (userIds: readonly string[], task: () => Promise<T>): Promise<T> {

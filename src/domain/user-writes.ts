@@ -61,6 +61,9 @@ export function createUserWrites ({ users, field, maxWriteAttempts, onWriteRetry
   const malformedField: MalformedField = { status: 'malformed-field', field }
   const projection = { projection: { organizationId: 1, [field]: 1, [revisionField]: 1, [outboxField]: 1, [fencesField]: 1 } }
 
+  // Steps whose run is watched (number-operation.ts): true once one of their user writes was sent.
+  const watchedSteps = new Map<string, boolean>()
+
   // Read by _id alone and compare organizationId here: FerretDB 1.24 pushes
   // only a bare {_id} filter down to SQLite and scans the collection for any
   // other. The write still filters on organizationId.
@@ -115,6 +118,7 @@ export function createUserWrites ({ users, field, maxWriteAttempts, onWriteRetry
       // at 1. $eq compares literally: a stored value is never read as an operator.
       const revision: unknown = user?.[revisionField] ?? null
       const set = { [field]: next, [revisionField]: typeof revision === 'number' ? revision + 1 : 1 }
+      if (watchedSteps.has(stepId)) watchedSteps.set(stepId, true)
       const { matchedCount } = await users.updateOne(
         { _id: userId, organizationId, [revisionField]: { $eq: revision }, [fencesField]: { $ne: stepId } },
         events.length === 0 ? { $set: set } : { $set: set, $push: { [outboxField]: { $each: events } } } as Document
@@ -139,7 +143,18 @@ export function createUserWrites ({ users, field, maxWriteAttempts, onWriteRetry
     )))
   }
 
-  return { projection, fencesField, findUser, readOwnArray, writeUser, fence }
+  /** Starts noting whether the step sends a user write; `endWatch` answers and stops. */
+  function watchStep (stepId: string): void {
+    watchedSteps.set(stepId, false)
+  }
+
+  function endWatch (stepId: string): { sentUserWrite: boolean } {
+    const sentUserWrite = watchedSteps.get(stepId) === true
+    watchedSteps.delete(stepId)
+    return { sentUserWrite }
+  }
+
+  return { projection, fencesField, findUser, readOwnArray, writeUser, fence, watchStep, endWatch }
 }
 
 export type UserWrites = ReturnType<typeof createUserWrites>
