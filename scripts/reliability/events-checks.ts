@@ -7,22 +7,14 @@
  */
 import type { Provider } from '../../src/domain/assignments.js'
 import type { Receipt } from './events-receiver.js'
+import type { RequestRecord } from './http-client.js'
 import type { ServerProcess } from './server-process.js'
 
 export const keyOf = (userId: string, provider: string, phoneNumber: string): string => `${userId}|${provider}|${phoneNumber}`
 
 export type Op = 'assign' | 'remove'
-/** One request and its answer; times are performance.now() of this script, ms. */
-export interface Sample {
-  id: string
-  op: Op
-  server: number
-  start: number
-  end: number
-  status: number
-  /** No HTTP answer: the transport error's code. */
-  failure?: string
-  error?: string
+/** One request and its answer. */
+export interface Sample extends RequestRecord<Op> {
   userId: string
   provider: Provider
   phoneNumber: string

@@ -8,6 +8,21 @@ export interface Answer {
   headers: http.IncomingHttpHeaders
 }
 
+/** One request of a load script and how it ended. Times are performance.now() of the script, ms. */
+export interface RequestRecord<Op extends string> {
+  id: string
+  op: Op
+  /** Which server process it went to. */
+  server: number
+  start: number
+  end: number
+  status: number
+  /** No HTTP answer (connection refused, reset, timeout): the transport error's code. */
+  failure?: string
+  /** The `error` title of an error answer. */
+  error?: string
+}
+
 export class RequestFailure extends Error {
   constructor (readonly code: string, readonly ms: number, message: string) {
     super(message)

@@ -5,23 +5,13 @@
  */
 import type http from 'node:http'
 import { PROVIDERS, type Provider } from '../../src/domain/assignments.js'
-import { RequestFailure, call, newAgent } from './http-client.js'
+import { RequestFailure, call, newAgent, type RequestRecord } from './http-client.js'
 import type { ServerProcess } from './server-process.js'
 
 export type Op = 'assign' | 'remove' | 'transfer' | 'lookup'
 
-/** One request and its answer. Times are performance.now() of this script, ms. */
-export interface Sample {
-  id: string
-  op: Op
-  server: number
-  start: number
-  end: number
-  status: number
-  /** No HTTP answer (connection refused, reset, timeout). */
-  failure?: string
-  /** The `error` title of an error answer. */
-  error?: string
+/** One request and its answer. */
+export interface Sample extends RequestRecord<Op> {
   body: unknown
   organizationId: string
   phoneNumber: string
