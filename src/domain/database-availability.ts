@@ -6,7 +6,9 @@
  * while the database is fine). While every server is down, operations that
  * waited in a queue behind one on the same number or user (per-key-queue.ts)
  * answer at once instead of each waiting out a full server selection timeout.
- * One operation a second still goes through, so the recovery is seen promptly.
+ * One operation a second still goes through, so the recovery is seen promptly,
+ * but never one that already waited in a queue: it sat behind work that was
+ * stuck on the outage, and a server selection of its own would double its wait.
  */
 import type { Db, MongoClient, ServerHeartbeatFailedEvent, ServerHeartbeatSucceededEvent, TopologyDescriptionChangedEvent } from 'mongodb'
 
@@ -19,12 +21,17 @@ export class DatabaseUnavailableError extends Error {
 }
 
 export interface DatabaseAvailability {
-  /** Throws `DatabaseUnavailableError` while no server is selectable. */
-  check: () => void
+  /**
+   * Throws `DatabaseUnavailableError` while no server is selectable, except for
+   * one operation a second that has not waited in a queue (`waitingSince`, from Date.now()).
+   */
+  check: (waitingSince: number) => void
   isDown: () => boolean
 }
 
 const PROBE_INTERVAL_MS = 1000
+/** An operation that waited longer than this in a queue is not sent to find out whether the database is back. */
+const PROBE_MAX_QUEUE_WAIT_MS = 250
 // One watcher per client, however many stores share it (one listener each would pile up).
 const watchers = new WeakMap<MongoClient, DatabaseAvailability>()
 
@@ -43,10 +50,10 @@ export function watchAvailability (db: Db): DatabaseAvailability {
   client.on('serverHeartbeatFailed', (event: ServerHeartbeatFailedEvent) => { failedHeartbeats.add(event.connectionId) })
   client.on('serverHeartbeatSucceeded', (event: ServerHeartbeatSucceededEvent) => { failedHeartbeats.delete(event.connectionId) })
   const availability: DatabaseAvailability = {
-    check: () => {
+    check: (waitingSince) => {
       if (!isDown()) return
       const now = Date.now()
-      if (now - lastThrough < PROBE_INTERVAL_MS) throw new DatabaseUnavailableError()
+      if (now - waitingSince > PROBE_MAX_QUEUE_WAIT_MS || now - lastThrough < PROBE_INTERVAL_MS) throw new DatabaseUnavailableError()
       lastThrough = now
     },
     isDown

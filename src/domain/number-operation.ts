@@ -120,8 +120,9 @@ export type NumberRunner = <Result>(phoneNumber: string, userIds: readonly Objec
  */
 export function createNumberRunner ({ claims, writes, ownership, queueByNumber, availability }: NumberRunnerOptions): NumberRunner {
   return async <Result>(phoneNumber: string, userIds: readonly ObjectId[], run: (writer: ClaimWriter) => Promise<Result | RunOutcome>): Promise<Result | typeof CONFLICT> => {
+    const queuedAt = Date.now()
     return await queueByNumber(phoneNumber, async () => {
-      availability.check()
+      availability.check(queuedAt)
       await ownership.fenceLostStep(phoneNumber)
       let unsentRetries = 0
       for (let attempt = 1; attempt <= MAX_RUNS; attempt++) {

@@ -80,10 +80,13 @@ export function createPhoneNumberStore (db: Db, options: PhoneNumberStoreOptions
   const queueByUser = createPerKeyQueue()
   // While the driver knows no server is selectable, work that waited in a queue answers at once.
   const availability = watchAvailability(db)
-  const onUser = async <T>(userId: ObjectId, task: () => Promise<T>): Promise<T> => await queueByUser(userId.toHexString(), async () => {
-    availability.check()
-    return await task()
-  })
+  const onUser = async <T>(userId: ObjectId, task: () => Promise<T>): Promise<T> => {
+    const queuedAt = Date.now()
+    return await queueByUser(userId.toHexString(), async () => {
+      availability.check(queuedAt)
+      return await task()
+    })
+  }
   const visibilityDelayMs = options.eventVisibilityDelayMs ?? DEFAULT_STORE_OPTIONS.eventVisibilityDelayMs
   const eventsCollection = db.collection<LoggedEvent>(options.eventsCollection ?? DEFAULT_STORE_OPTIONS.eventsCollection)
   // Flushed events are queued for delivery only where this process delivers them (`onEvent`).

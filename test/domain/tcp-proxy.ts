@@ -13,13 +13,21 @@ export interface TcpProxy {
   hold: (match?: (chunk: Buffer) => boolean) => Promise<void>
   /** Destroys every connection made so far (held bytes are dropped) and forwards again. */
   cut: () => void
+  /** Cuts every connection and drops each new one at once, as a dead database would, until `up`. */
+  down: () => void
+  up: () => void
   close: () => Promise<void>
 }
 
 export async function startTcpProxy (upstream: { host: string, port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let holding: { match: (chunk: Buffer) => boolean, seen: () => void } | undefined
+  let isDown = false
   const server: Server = createServer((client) => {
+    if (isDown) {
+      client.destroy()
+      return
+    }
     const database = connect(upstream.port, upstream.host)
     for (const socket of [client, database]) {
       sockets.add(socket)
@@ -51,6 +59,12 @@ export async function startTcpProxy (upstream: { host: string, port: number }): 
       holding = undefined
       for (const socket of sockets) socket.destroy()
     },
+    down: () => {
+      isDown = true
+      holding = undefined
+      for (const socket of sockets) socket.destroy()
+    },
+    up: () => { isDown = false },
     close: async () => {
       holding = undefined
       for (const socket of sockets) socket.destroy()
