@@ -58,6 +58,8 @@ export async function checkPluginHost (t: Test, host: Host): Promise<void> {
   timings(t, host)
   const report = host.runs['plugin']?.report as unknown as PluginReport
   t.equal(report.error, undefined, 'the host application ran without an error')
+  const stderr = host.runs['plugin']?.ran.stderr ?? ''
+  t.notMatch(stderr, /DEPRECATED/, `registering the plugin prints no deprecation notice on the host's stderr${stderr === '' ? '' : `:\n${stderr.slice(0, 2000)}`}`)
   for (const name of ['fastify', 'mongodb', 'bson']) {
     t.ok(report.plugin[name] !== null && report.plugin[name]?.dir === report.host[name]?.dir, `the plugin resolves the host's own ${name} (${report.host[name]?.version ?? 'missing'})`)
   }
